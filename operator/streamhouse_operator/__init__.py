@@ -1,0 +1,1 @@
+"""StreamHouse operator: reconciles StreamQuery resources into StatefulSets running the runtime."""

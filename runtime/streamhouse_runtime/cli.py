@@ -1,0 +1,49 @@
+"""The `streamhouse` command.
+
+Runtime subcommands are defined here. Other packages add theirs through the
+`streamhouse.cli` entry-point group (a callable that receives the subparsers object), so the
+runtime never imports the operator.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Callable, Sequence
+from importlib.metadata import entry_points
+
+from streamhouse_runtime import __version__
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+def _version(_: argparse.Namespace) -> int:
+    print(f"streamhouse {__version__}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="streamhouse", description="Streaming SQL on Kafka and Kubernetes."
+    )
+    parser.add_argument("--log-level", default="INFO", help="logging level (default INFO)")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    version = commands.add_parser("version", help="print the version")
+    version.set_defaults(handler=_version)
+    for entry in sorted(entry_points(group="streamhouse.cli"), key=lambda e: e.name):
+        entry.load()(commands)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    handler: Handler = args.handler
+    return handler(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
