@@ -47,9 +47,9 @@ class StateBackend(ABC):
         """The committed value of `key` in `store`."""
 
     @abstractmethod
-    def scan(self, store: str, start: bytes = b"", end: bytes | None = None) -> Iterator[
-        tuple[bytes, bytes]
-    ]:
+    def scan(
+        self, store: str, start: bytes = b"", end: bytes | None = None
+    ) -> Iterator[tuple[bytes, bytes]]:
         """Committed entries with start <= key < end, in key order."""
 
     @abstractmethod
