@@ -13,7 +13,7 @@ import sys
 from collections.abc import Callable, Sequence
 from importlib.metadata import entry_points
 
-from streamhouse_runtime import __version__
+from streamhouse_runtime import __version__, sql_commands
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -31,6 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     version = commands.add_parser("version", help="print the version")
     version.set_defaults(handler=_version)
+    sql_commands.register(commands)
     for entry in sorted(entry_points(group="streamhouse.cli"), key=lambda e: e.name):
         entry.load()(commands)
     return parser

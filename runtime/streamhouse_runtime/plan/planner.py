@@ -1,0 +1,184 @@
+"""From an analyzed query to a logical plan: operators in execution order, each with its
+output schema, key, repartitions and state."""
+
+from __future__ import annotations
+
+from streamhouse_runtime.plan.nodes import (
+    Aggregate,
+    Distinct,
+    Field,
+    Filter,
+    Join,
+    MatchRecognize,
+    OverAggregate,
+    PatternDefinition,
+    PlanNode,
+    Project,
+    Repartition,
+    Schema,
+    Sink,
+    Source,
+    WindowAggregate,
+)
+from streamhouse_runtime.sql import bound
+from streamhouse_runtime.sql import types as t
+from streamhouse_runtime.sql.catalog import SourceKind
+from streamhouse_runtime.sql.query import AnalyzedQuery, AnalyzedStatement, Relation
+
+WINDOW_FIELDS = ("window_start", "window_end")
+
+
+def plan_statement(statement: AnalyzedStatement) -> PlanNode:
+    """The plan of a persistent query (ending in a Sink) or of a transient SELECT."""
+    if statement.query is None:
+        raise ValueError(f"{statement.kind.value} has no query to plan")
+    root = plan_query(statement.query)
+    sink = statement.sink
+    if sink is None:
+        return root
+    return Sink(
+        schema=root.schema,
+        input=root,
+        name=sink.name,
+        kind=sink.kind,
+        topic=sink.topic,
+        value_format=sink.value_format,
+        key_format=sink.key_format,
+        emit=statement.query.emit,
+        partitions=sink.partitions,
+    )
+
+
+def _source(relation: Relation) -> Source:
+    fields = tuple(
+        Field(f.field, f.type)
+        for f in relation.fields
+        if relation.window is None or f.column not in WINDOW_FIELDS
+    )
+    source = relation.source
+    key = tuple(f.field for f in relation.fields if f.column in source.key_columns)
+    time_field = next(
+        (f.field for f in relation.fields if f.column == source.timestamp_column), None
+    )
+    return Source(
+        schema=Schema(fields, key),
+        name=source.name,
+        kind=source.kind,
+        topic=source.topic,
+        value_format=source.value_format,
+        key_format=source.key_format,
+        timestamp_field=time_field,
+        timestamp_format=source.timestamp_format,
+        alias=relation.alias if relation.alias != source.name else None,
+    )
+
+
+def _keyed_by(node: PlanNode, keys: tuple[bound.Expr, ...]) -> bool:
+    """True when records already carry exactly these expressions as their key."""
+    names = [k.name for k in keys if isinstance(k, bound.ColumnRef)]
+    return len(names) == len(keys) and list(node.schema.key) == names
+
+
+def _repartition(node: PlanNode, keys: tuple[bound.Expr, ...], suffix: str) -> PlanNode:
+    if _keyed_by(node, keys):
+        return node
+    named = tuple((f"_key_{i}", k) for i, k in enumerate(keys))
+    key_names = tuple(k.name if isinstance(k, bound.ColumnRef) else n for n, k in named)
+    return Repartition(Schema(node.schema.fields, key_names), node, named, suffix)
+
+
+def plan_query(query: AnalyzedQuery) -> PlanNode:
+    node: PlanNode = _source(query.relations[0])
+    for number, step in enumerate(query.joins, start=1):
+        right: PlanNode = _source(query.relations[step.right])
+        node = _repartition(node, step.left_keys, f"join-{number}-left")
+        if query.relations[step.right].kind is SourceKind.STREAM:
+            right = _repartition(right, step.right_keys, f"join-{number}-right")
+        node = Join(
+            schema=Schema(node.schema.fields + right.schema.fields, node.schema.key),
+            left=node,
+            right=right,
+            kind=step.kind,
+            left_keys=step.left_keys,
+            right_keys=step.right_keys,
+            residual=step.residual,
+            left_kind=step.left_kind,
+            right_kind=query.relations[step.right].kind,
+            within_before_ms=step.within_before_ms,
+            within_after_ms=step.within_after_ms,
+            store=f"join-{number}",
+        )
+    if query.where is not None:
+        node = Filter(node.schema, node, query.where)
+    if query.match is not None:
+        match = query.match
+        node = _repartition(node, match.partition_by, "match")
+        fields = tuple(
+            Field(name, expr.type)
+            for name, expr in zip(match.partition_names, match.partition_by, strict=True)
+        ) + tuple(Field(name, expr.type) for name, expr in match.measures)
+        node = MatchRecognize(
+            schema=Schema(fields, match.partition_names),
+            input=node,
+            partition_by=match.partition_by,
+            order_by=match.order_field or "ROWTIME",
+            pattern=match.pattern,
+            definitions=tuple(PatternDefinition(v, c) for v, c in match.definitions),
+            measures=match.measures,
+            after_match=match.after_match,
+            within_ms=match.within_ms,
+        )
+    if query.over is not None:
+        over = query.over
+        node = _repartition(node, over.partition_by, "over")
+        node = OverAggregate(
+            schema=Schema(
+                node.schema.fields + tuple(Field(n, a.type) for n, a in over.aggregates),
+                node.schema.key,
+            ),
+            input=node,
+            partition_by=over.partition_by,
+            order_by=over.order_field or "ROWTIME",
+            frame=f"{over.frame} {over.frame_size}{'ms' if over.frame == 'RANGE' else ''}",
+            frame_size=over.frame_size,
+            aggregates=over.aggregates,
+        )
+    if query.post_where is not None:
+        node = Filter(node.schema, node, query.post_where)
+    if query.is_aggregate:
+        node = _repartition(node, tuple(k for _, k in query.group_keys), "groupby")
+        key_names = tuple(name for name, _ in query.group_keys)
+        fields = tuple(Field(name, expr.type) for name, expr in query.group_keys)
+        fields += tuple(Field(name, call.type) for name, call in query.aggregates)
+        if query.window is not None:
+            fields += tuple(Field(name, t.TIMESTAMP) for name in WINDOW_FIELDS)
+            node = WindowAggregate(
+                schema=Schema(fields, key_names),
+                input=node,
+                window=query.window,
+                group_keys=tuple(query.group_keys),
+                aggregates=tuple(query.aggregates),
+                emit=query.emit,
+            )
+        else:
+            node = Aggregate(
+                schema=Schema(fields, key_names),
+                input=node,
+                group_keys=tuple(query.group_keys),
+                aggregates=tuple(query.aggregates),
+            )
+        if query.having is not None:
+            node = Filter(node.schema, node, query.having)
+    if query.partition_by:
+        # PARTITION BY re-keys by expressions over the input rows, before the projection.
+        key_names = tuple(
+            k.name if isinstance(k, bound.ColumnRef) else n for n, k in query.partition_by
+        )
+        node = Repartition(
+            Schema(node.schema.fields, key_names), node, tuple(query.partition_by), "partition-by"
+        )
+    project_fields = tuple(Field(name, expr.type) for name, expr in query.select)
+    node = Project(Schema(project_fields, query.key_fields), node, tuple(query.select))
+    if query.distinct:
+        node = Distinct(node.schema, node)
+    return node

@@ -1,0 +1,1 @@
+"""StreamHouse SQL front end: dialect, parser and pattern language."""

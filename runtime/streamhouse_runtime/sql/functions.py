@@ -1,0 +1,245 @@
+"""Built-in function signatures: argument counts, argument type checks and result types.
+
+The analyzer checks calls against these; the runtime's expression compiler implements the same
+names. Aggregates are listed separately because they change a query's shape.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from streamhouse_runtime.sql import types as t
+from streamhouse_runtime.sql.types import SqlType, TypeKind
+
+ArgCheck = Callable[[Sequence[SqlType]], str | None]
+ResultRule = Callable[[Sequence[SqlType]], SqlType]
+
+
+@dataclass(frozen=True)
+class Signature:
+    name: str
+    min_args: int
+    max_args: int | None  # None: variadic
+    check: ArgCheck
+    result: ResultRule
+    aggregate: bool = False
+
+
+def _all(predicate: Callable[[SqlType], bool], what: str) -> ArgCheck:
+    def check(args: Sequence[SqlType]) -> str | None:
+        for position, arg in enumerate(args, 1):
+            if not (arg.is_null or predicate(arg)):
+                return f"argument {position} must be {what}, got {arg}"
+        return None
+
+    return check
+
+
+def _each(*rules: tuple[Callable[[SqlType], bool], str]) -> ArgCheck:
+    """Per-position checks; positions past the last rule reuse the last one."""
+
+    def check(args: Sequence[SqlType]) -> str | None:
+        for position, arg in enumerate(args, 1):
+            predicate, what = rules[min(position, len(rules)) - 1]
+            if not (arg.is_null or predicate(arg)):
+                return f"argument {position} must be {what}, got {arg}"
+        return None
+
+    return check
+
+
+def _any(_: Sequence[SqlType]) -> str | None:
+    return None
+
+
+def _same_type(args: Sequence[SqlType]) -> str | None:
+    common = args[0]
+    for position, arg in enumerate(args[1:], 2):
+        merged = t.common_supertype(common, arg)
+        if merged is None:
+            return f"argument {position} has type {arg}, incompatible with {common}"
+        common = merged
+    return None
+
+
+def _fixed(result: SqlType) -> ResultRule:
+    return lambda _: result
+
+
+def _first(args: Sequence[SqlType]) -> SqlType:
+    return args[0] if args else t.NULL
+
+
+def _supertype(args: Sequence[SqlType]) -> SqlType:
+    common = args[0]
+    for arg in args[1:]:
+        common = t.common_supertype(common, arg) or common
+    return common
+
+
+def _is_string(x: SqlType) -> bool:
+    return x.kind is TypeKind.VARCHAR
+
+
+def _is_numeric(x: SqlType) -> bool:
+    return x.is_numeric
+
+
+def _is_integer(x: SqlType) -> bool:
+    return x.kind in (TypeKind.INTEGER, TypeKind.BIGINT)
+
+
+def _is_time(x: SqlType) -> bool:
+    return x.kind in (TypeKind.TIMESTAMP, TypeKind.BIGINT, TypeKind.DATE)
+
+
+def _is_array(x: SqlType) -> bool:
+    return x.kind is TypeKind.ARRAY
+
+
+def _is_collection(x: SqlType) -> bool:
+    return x.kind in (TypeKind.ARRAY, TypeKind.MAP)
+
+
+STRING = (_is_string, "a string")
+NUMBER = (_is_numeric, "a number")
+INTEGRAL = (_is_integer, "an integer")
+ANYTHING: tuple[Callable[[SqlType], bool], str] = (lambda _: True, "any value")
+
+
+def _round_result(args: Sequence[SqlType]) -> SqlType:
+    value = args[0]
+    if value.kind is TypeKind.DECIMAL and value.precision is not None:
+        return t.decimal(value.precision, 0 if len(args) == 1 else value.scale or 0)
+    return value
+
+
+def _element(args: Sequence[SqlType]) -> SqlType:
+    collection = args[0]
+    return collection.element or t.NULL
+
+
+SCALARS: dict[str, Signature] = {
+    s.name: s
+    for s in [
+        # strings
+        Signature("UPPER", 1, 1, _all(*STRING), _fixed(t.VARCHAR)),
+        Signature("LOWER", 1, 1, _all(*STRING), _fixed(t.VARCHAR)),
+        Signature("INITCAP", 1, 1, _all(*STRING), _fixed(t.VARCHAR)),
+        Signature("TRIM", 1, 1, _all(*STRING), _fixed(t.VARCHAR)),
+        Signature("LTRIM", 1, 1, _all(*STRING), _fixed(t.VARCHAR)),
+        Signature("RTRIM", 1, 1, _all(*STRING), _fixed(t.VARCHAR)),
+        Signature("LENGTH", 1, 1, _all(*STRING), _fixed(t.INTEGER)),
+        Signature("SUBSTRING", 2, 3, _each(STRING, INTEGRAL), _fixed(t.VARCHAR)),
+        Signature("CONCAT", 1, None, _any, _fixed(t.VARCHAR)),
+        Signature("CONCAT_WS", 2, None, _each(STRING, ANYTHING), _fixed(t.VARCHAR)),
+        Signature("REPLACE", 3, 3, _all(*STRING), _fixed(t.VARCHAR)),
+        Signature("LPAD", 3, 3, _each(STRING, INTEGRAL, STRING), _fixed(t.VARCHAR)),
+        Signature("RPAD", 3, 3, _each(STRING, INTEGRAL, STRING), _fixed(t.VARCHAR)),
+        Signature("SPLIT", 2, 2, _all(*STRING), _fixed(t.array(t.VARCHAR))),
+        Signature("INSTR", 2, 2, _all(*STRING), _fixed(t.INTEGER)),
+        Signature("REGEXP_EXTRACT", 2, 3, _each(STRING, STRING, INTEGRAL), _fixed(t.VARCHAR)),
+        Signature("REGEXP_REPLACE", 3, 3, _all(*STRING), _fixed(t.VARCHAR)),
+        # math
+        Signature("ABS", 1, 1, _all(*NUMBER), _first),
+        Signature("CEIL", 1, 1, _all(*NUMBER), _first),
+        Signature("FLOOR", 1, 1, _all(*NUMBER), _first),
+        Signature("ROUND", 1, 2, _each(NUMBER, INTEGRAL), _round_result),
+        Signature("SQRT", 1, 1, _all(*NUMBER), _fixed(t.DOUBLE)),
+        Signature("POWER", 2, 2, _all(*NUMBER), _fixed(t.DOUBLE)),
+        Signature("EXP", 1, 1, _all(*NUMBER), _fixed(t.DOUBLE)),
+        Signature("LN", 1, 1, _all(*NUMBER), _fixed(t.DOUBLE)),
+        Signature("LOG10", 1, 1, _all(*NUMBER), _fixed(t.DOUBLE)),
+        Signature("SIGN", 1, 1, _all(*NUMBER), _fixed(t.INTEGER)),
+        Signature("MOD", 2, 2, _all(*NUMBER), _supertype),
+        Signature("GREATEST", 1, None, _same_type, _supertype),
+        Signature("LEAST", 1, None, _same_type, _supertype),
+        # conditional
+        Signature("COALESCE", 1, None, _same_type, _supertype),
+        Signature("IFNULL", 2, 2, _same_type, _supertype),
+        Signature("NULLIF", 2, 2, _same_type, _first),
+        # time: TIMESTAMP values are epoch milliseconds at run time
+        Signature("UNIX_TIMESTAMP", 1, 1, _each((_is_time, "a timestamp")), _fixed(t.BIGINT)),
+        Signature("FROM_UNIXTIME", 1, 1, _all(*INTEGRAL), _fixed(t.TIMESTAMP)),
+        Signature(
+            "TIMESTAMPTOSTRING", 2, 3, _each((_is_time, "a timestamp"), STRING), _fixed(t.VARCHAR)
+        ),
+        Signature("STRINGTOTIMESTAMP", 2, 3, _all(*STRING), _fixed(t.TIMESTAMP)),
+        Signature("DATE_FORMAT", 2, 2, _each((_is_time, "a timestamp"), STRING), _fixed(t.VARCHAR)),
+        # collections
+        Signature(
+            "CARDINALITY", 1, 1, _each((_is_collection, "an array or map")), _fixed(t.INTEGER)
+        ),
+        Signature(
+            "ELEMENT_AT", 2, 2, _each((_is_collection, "an array or map"), ANYTHING), _element
+        ),
+        Signature(
+            "ARRAY_CONTAINS", 2, 2, _each((_is_array, "an array"), ANYTHING), _fixed(t.BOOLEAN)
+        ),
+    ]
+}
+
+ALIASES = {
+    "LEN": "LENGTH",
+    "CHAR_LENGTH": "LENGTH",
+    "CHARACTER_LENGTH": "LENGTH",
+    "SUBSTR": "SUBSTRING",
+    "CEILING": "CEIL",
+    "POW": "POWER",
+    "UCASE": "UPPER",
+    "LCASE": "LOWER",
+    "ARRAY_LENGTH": "CARDINALITY",
+    "ARRAY_SIZE": "CARDINALITY",
+    "SIZE": "CARDINALITY",
+    "ARRAY_AGG": "COLLECT_LIST",
+    "LIST": "COLLECT_LIST",
+}
+
+
+def _sum_result(args: Sequence[SqlType]) -> SqlType:
+    value = args[0]
+    if value.kind is TypeKind.DECIMAL and value.scale is not None:
+        return t.decimal(t.MAX_DECIMAL_PRECISION, value.scale)
+    if value.kind in (TypeKind.INTEGER, TypeKind.BIGINT):
+        return t.BIGINT
+    return value
+
+
+def _avg_result(args: Sequence[SqlType]) -> SqlType:
+    value = args[0]
+    if value.kind is TypeKind.DECIMAL and value.scale is not None:
+        return t.decimal(t.MAX_DECIMAL_PRECISION, max(value.scale, 6))
+    return t.DOUBLE
+
+
+def _comparable(args: Sequence[SqlType]) -> str | None:
+    if args and args[0].kind in (TypeKind.ARRAY, TypeKind.MAP, TypeKind.STRUCT):
+        return f"argument 1 must be comparable, got {args[0]}"
+    return None
+
+
+AGGREGATES: dict[str, Signature] = {
+    s.name: s
+    for s in [
+        Signature("COUNT", 0, 1, _any, _fixed(t.BIGINT), aggregate=True),
+        Signature("SUM", 1, 1, _all(*NUMBER), _sum_result, aggregate=True),
+        Signature("AVG", 1, 1, _all(*NUMBER), _avg_result, aggregate=True),
+        Signature("MIN", 1, 1, _comparable, _first, aggregate=True),
+        Signature("MAX", 1, 1, _comparable, _first, aggregate=True),
+        Signature("COLLECT_LIST", 1, 1, _any, lambda a: t.array(a[0]), aggregate=True),
+        Signature("COLLECT_SET", 1, 1, _any, lambda a: t.array(a[0]), aggregate=True),
+        Signature("EARLIEST_BY_OFFSET", 1, 1, _any, _first, aggregate=True),
+        Signature("LATEST_BY_OFFSET", 1, 1, _any, _first, aggregate=True),
+    ]
+}
+
+
+def lookup(name: str) -> Signature | None:
+    upper = name.upper()
+    upper = ALIASES.get(upper, upper)
+    return SCALARS.get(upper) or AGGREGATES.get(upper)
+
+
+def known_names() -> list[str]:
+    return sorted({*SCALARS, *AGGREGATES, *ALIASES})

@@ -1,0 +1,78 @@
+"""Checks that run before the parser sees a SQL text, so hostile input fails fast and cleanly.
+
+sqlglot's parser is recursive: each nesting level costs a dozen Python frames, so a deep
+enough text would hit RecursionError. The scan below is linear and allocation-free.
+"""
+
+from __future__ import annotations
+
+from streamhouse_runtime.sql.errors import ErrorCode, SqlError
+
+MAX_SQL_BYTES = 262_144  # the CRD's spec.sql maxLength
+MAX_NESTING = 32
+
+
+def position(text: str, offset: int) -> tuple[int, int]:
+    """1-based (line, column) of a character offset."""
+    offset = max(0, min(offset, len(text)))
+    line = text.count("\n", 0, offset) + 1
+    column = offset - (text.rfind("\n", 0, offset) + 1) + 1
+    return line, column
+
+
+def check_limits(text: str) -> SqlError | None:
+    """The first limit the text breaks, or None."""
+    size = len(text.encode("utf-8", errors="surrogatepass"))
+    if size > MAX_SQL_BYTES:
+        return SqlError(
+            ErrorCode.INPUT_TOO_LARGE,
+            f"SQL text is {size} bytes; the limit is {MAX_SQL_BYTES}",
+            1,
+            1,
+        )
+    if not text.strip():
+        return SqlError(ErrorCode.EMPTY_INPUT, "no SQL statement found", 1, 1)
+    for offset, char in enumerate(text):
+        if char == "\x00" or "\ud800" <= char <= "\udfff" or char == "\ufffd":
+            line, column = position(text, offset)
+            return SqlError(
+                ErrorCode.INVALID_CHARACTERS,
+                f"invalid character U+{ord(char):04X} (the text is not valid UTF-8 SQL)",
+                line,
+                column,
+            )
+    return _check_nesting(text)
+
+
+def _check_nesting(text: str) -> SqlError | None:
+    depth = 0
+    index = 0
+    length = len(text)
+    while index < length:
+        char = text[index]
+        if char in "'\"`":
+            end = text.find(char, index + 1)
+            index = length if end < 0 else end + 1
+            continue
+        if char == "-" and text.startswith("--", index):
+            end = text.find("\n", index)
+            index = length if end < 0 else end + 1
+            continue
+        if char == "/" and text.startswith("/*", index):
+            end = text.find("*/", index + 2)
+            index = length if end < 0 else end + 2
+            continue
+        if char in "([{":
+            depth += 1
+            if depth > MAX_NESTING:
+                line, column = position(text, index)
+                return SqlError(
+                    ErrorCode.NESTING_TOO_DEEP,
+                    f"expression nested deeper than {MAX_NESTING} levels",
+                    line,
+                    column,
+                )
+        elif char in ")]}":
+            depth = max(0, depth - 1)
+        index += 1
+    return None
