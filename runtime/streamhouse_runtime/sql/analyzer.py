@@ -441,7 +441,7 @@ class _QueryAnalyzer:
                 self.fail(
                     ErrorCode.DUPLICATE_ALIAS,
                     f"'{relation.alias}' is used twice in FROM; give each source its own alias",
-                    item,
+                    item.args.get("alias") or item,
                 )
             aliases.add(relation.alias.lower())
         qualified = len(self.relations) > 1

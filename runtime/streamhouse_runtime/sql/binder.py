@@ -81,10 +81,23 @@ def interval_ms(node: exp.Expr, fail: Fail) -> int:
     return milliseconds
 
 
+# sqlglot's canonical names that differ from the names users write.
+_SQLGLOT_NAMES: dict[type[exp.Expr], str] = {
+    exp.StrPosition: "INSTR",
+    exp.ArrayAgg: "COLLECT_LIST",
+    exp.ArraySize: "CARDINALITY",
+}
+
+
 def call_parts(node: exp.Func) -> tuple[str, list[exp.Expr]]:
     """Function name (upper-case) and positional arguments of any sqlglot function node."""
     if isinstance(node, exp.Anonymous):
         return node.name.upper(), [a for a in node.expressions if isinstance(a, exp.Expr)]
+    name = _SQLGLOT_NAMES.get(type(node), node.sql_name().upper())
+    if isinstance(node, exp.Pad):
+        name = "LPAD" if node.args.get("is_left") else "RPAD"
+    if isinstance(node, exp.Initcap):  # sqlglot adds a default delimiter argument
+        return name, [node.this]
     args: list[exp.Expr] = []
     for key in node.arg_types:
         value = node.args.get(key)
@@ -92,7 +105,7 @@ def call_parts(node: exp.Func) -> tuple[str, list[exp.Expr]]:
             args.extend(v for v in value if isinstance(v, exp.Expr))
         elif isinstance(value, exp.Expr):
             args.append(value)
-    return node.sql_name().upper(), args
+    return name, args
 
 
 def is_aggregate_call(node: exp.Expr) -> bool:

@@ -391,10 +391,11 @@ class StreamHouse(Postgres):
                 return this
             this = super()._parse_query_modifiers(this)
             # EMIT is not a token type, so it cannot sit in QUERY_MODIFIER_PARSERS.
+            emit_token = self._curr
             if isinstance(this, exp.Select) and self._match_text_seq("EMIT"):
                 if not self._match_texts(("CHANGES", "FINAL")):
                     self.raise_error("Expected CHANGES or FINAL after EMIT")
-                this.set("emit", self.expression(Emit(this=self._prev.text.upper())))
+                this.set("emit", self.expression(Emit(this=self._prev.text.upper()), emit_token))
                 # EMIT ends a ksqlDB query; only its LIMIT may follow.
                 if self._curr.token_type == TokenType.LIMIT:
                     limit_token = self._curr
@@ -413,6 +414,7 @@ class StreamHouse(Postgres):
             return "windows", self._parse_window_clause()
 
         def _parse_ksql_window(self) -> KsqlWindow:
+            window_token = self._curr
             self._match(TokenType.WINDOW)
             self._advance()
             kind_token = self._prev
@@ -454,12 +456,14 @@ class StreamHouse(Postgres):
                 if key not in allowed:
                     label = _KSQL_WINDOW_LABELS[key]
                     self.raise_error(f"WINDOW {kind} does not take {label}", kind_token)
-            return self.expression(KsqlWindow(kind=kind, **args))
+            return self.expression(KsqlWindow(kind=kind, **args), window_token)
 
         def _parse_partition_by_clause(self) -> PartitionByClause:
+            partition_token = self._curr
             self._match(TokenType.PARTITION_BY)
             return self.expression(
-                PartitionByClause(expressions=self._parse_csv(self._parse_disjunction))
+                PartitionByClause(expressions=self._parse_csv(self._parse_disjunction)),
+                partition_token,
             )
 
         def _parse_table_alias(
@@ -523,6 +527,7 @@ class StreamHouse(Postgres):
             return table
 
         def _parse_within(self) -> Within:
+            within_token = self._prev  # WITHIN
             if self._match(TokenType.L_PAREN):
                 before = self._parse_duration("WITHIN (")
                 if not self._match(TokenType.COMMA):
@@ -534,7 +539,7 @@ class StreamHouse(Postgres):
                 within = Within(this=self._parse_duration("WITHIN"))
             if self._match_text_seq("GRACE", "PERIOD"):
                 within.set("grace", self._parse_duration("GRACE PERIOD"))
-            return self.expression(within)
+            return self.expression(within, within_token)
 
         # -- durations and intervals -------------------------------------------------------------
 
@@ -544,7 +549,7 @@ class StreamHouse(Postgres):
             if token.token_type == TokenType.INTERVAL:
                 interval = self._parse_interval()
                 if isinstance(interval, exp.Interval) and interval.args.get("unit"):
-                    return interval
+                    return interval.update_positions(token)
                 self.raise_error(f"Expected INTERVAL '<n>' <unit> after {after}", token)
             elif token.token_type == TokenType.NUMBER and token.text.isdigit():
                 self._advance()
@@ -552,7 +557,7 @@ class StreamHouse(Postgres):
                 unit = _singular_unit(unit_token.text)
                 if unit_token.token_type != TokenType.STRING and unit in _KSQL_UNITS:
                     self._advance()
-                    return self.expression(_interval(token.text, unit))
+                    return self.expression(_interval(token.text, unit), token)
                 self.raise_error(
                     "Expected a time unit (MILLISECONDS, SECONDS, MINUTES, HOURS, DAYS, WEEKS)",
                     unit_token,

@@ -150,7 +150,7 @@ SCALARS: dict[str, Signature] = {
         Signature("POWER", 2, 2, _all(*NUMBER), _fixed(t.DOUBLE)),
         Signature("EXP", 1, 1, _all(*NUMBER), _fixed(t.DOUBLE)),
         Signature("LN", 1, 1, _all(*NUMBER), _fixed(t.DOUBLE)),
-        Signature("LOG10", 1, 1, _all(*NUMBER), _fixed(t.DOUBLE)),
+        Signature("LOG", 1, 2, _all(*NUMBER), _fixed(t.DOUBLE)),  # LOG(x) is base 10
         Signature("SIGN", 1, 1, _all(*NUMBER), _fixed(t.INTEGER)),
         Signature("MOD", 2, 2, _all(*NUMBER), _supertype),
         Signature("GREATEST", 1, None, _same_type, _supertype),
@@ -182,6 +182,7 @@ SCALARS: dict[str, Signature] = {
 
 ALIASES = {
     "LEN": "LENGTH",
+    "LOG10": "LOG",
     "CHAR_LENGTH": "LENGTH",
     "CHARACTER_LENGTH": "LENGTH",
     "SUBSTR": "SUBSTRING",
