@@ -97,3 +97,43 @@ def namespace(kube_api: client.ApiClient) -> Iterator[str]:
         yield name
     finally:
         core.delete_namespace(name)
+
+
+from tests.harness.node_agent import NodeAgent  # noqa: E402  (kept with its fixture below)
+
+
+@pytest.fixture(scope="session")
+def node_agent(
+    control_plane: ControlPlane, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[NodeAgent]:
+    """A node agent that schedules Pods onto its Node and runs them as local processes.
+
+    Session-scoped: tests share its Node ("streamhouse-local") and keep apart by namespace.
+    Processes must bind to $STREAMHOUSE_BIND_ADDRESS (their Pod IP); see
+    tests/harness/node_agent.py. Only for the local control plane: a cluster named by
+    STREAMHOUSE_TEST_KUBECONFIG has a scheduler and kubelets of its own.
+    """
+    if control_plane.workdir is None:
+        pytest.skip("the node agent runs Pods only on the local control plane")
+    agent = NodeAgent.start(control_plane.kubeconfig, tmp_path_factory.mktemp("node-agent"))
+    try:
+        yield agent
+    finally:
+        agent.stop()
+
+
+@pytest.fixture(scope="session")
+def schema_registry() -> Iterator[str]:
+    """Base URL of a Confluent-compatible schema registry API (Apicurio's /apis/ccompat/v7), or
+    the one named by STREAMHOUSE_TEST_SCHEMA_REGISTRY."""
+    from tests.harness.registry import SchemaRegistryServer
+
+    external = os.environ.get("STREAMHOUSE_TEST_SCHEMA_REGISTRY")
+    if external:
+        yield external.rstrip("/")
+        return
+    server = SchemaRegistryServer.start()
+    try:
+        yield server.url
+    finally:
+        server.stop()
