@@ -19,12 +19,14 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)
 
-# Kafka (Maven Central) and the control plane (Go module proxy) build side by side, cached
-# under $${STREAMHOUSE_CACHE:-~/.cache/streamhouse}.
+# Kafka and the schema registry (Maven Central) and the control plane (Go module proxy) build
+# side by side, cached under $${STREAMHOUSE_CACHE:-~/.cache/streamhouse}.
 services:
 	scripts/build-kafka.sh >/dev/null & kafka=$$!; \
+	scripts/build-registry.sh >/dev/null & registry=$$!; \
 	scripts/build-k8s.sh >/dev/null; \
-	wait $$kafka
+	wait $$kafka; \
+	wait $$registry
 
 lint: venv
 	$(BIN)/ruff check .
