@@ -98,6 +98,9 @@ def call_parts(node: exp.Func) -> tuple[str, list[exp.Expr]]:
         name = "LPAD" if node.args.get("is_left") else "RPAD"
     if isinstance(node, exp.Initcap):  # sqlglot adds a default delimiter argument
         return name, [node.this]
+    if isinstance(node, exp.Trim):  # sqlglot reads LTRIM/RTRIM as TRIM with a position
+        position = str(node.args.get("position") or "").upper()
+        return {"LEADING": "LTRIM", "TRAILING": "RTRIM"}.get(position, "TRIM"), [node.this]
     args: list[exp.Expr] = []
     for key in node.arg_types:
         value = node.args.get(key)
@@ -268,9 +271,13 @@ class Binder:
             operand = visit(node.this)
             if not isinstance(node.expression, exp.Null):
                 fail(ErrorCode.UNSUPPORTED, "only IS [NOT] NULL is supported here", node)
-            return bound.Call(t.BOOLEAN, "IS NULL", (operand,))
+            negated = bool(node.args.get("negate"))  # sqlglot 30 folds NOT into the node
+            return bound.Call(t.BOOLEAN, "IS NOT NULL" if negated else "IS NULL", (operand,))
         if isinstance(node, exp.Like | exp.ILike):
-            return self._like(node, visit)
+            like = self._like(node, visit)
+            if node.args.get("negate"):
+                return bound.Call(t.BOOLEAN, "NOT " + like.function, like.args)
+            return like
         if isinstance(node, exp.In):
             return self._in(node, visit)
         if isinstance(node, exp.Between):

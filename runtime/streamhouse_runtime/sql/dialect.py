@@ -115,6 +115,10 @@ def _interval(amount: str, unit: str) -> exp.Interval:
 class StreamHouse(Postgres):
     """sqlglot dialect for StreamHouse SQL (see the module docstring for the conventions)."""
 
+    # Array subscripts stay as written (1-based, like ksqlDB and Flink); the runtime's
+    # ELEMENT_AT is 1-based too, so no shifting is wanted on the way in or out.
+    INDEX_OFFSET = 0
+
     class Tokenizer(Postgres.Tokenizer):
         KEYWORDS: t.ClassVar = {
             **Postgres.Tokenizer.KEYWORDS,

@@ -1,0 +1,793 @@
+"""The runtime library behind compiled expressions: built-in scalar functions, casts, dates.
+
+Everything here works on the runtime value model (TIMESTAMP = int epoch milliseconds UTC, DATE
+= int days since the epoch, TIME = int milliseconds of the day, DECIMAL = `decimal.Decimal`).
+Functions in `NULL_PROPAGATING` receive no NULL argument: the expression compiler checks the
+arguments inline before calling them, so the functions themselves stay free of None checks.
+Errors are raised as plain `ValueError`/`TypeError`; the compiled evaluator wraps them into
+`EvaluationError`.
+
+Date/time patterns (TIMESTAMPTOSTRING, STRINGTOTIMESTAMP, DATE_FORMAT) follow Java's
+DateTimeFormatter for these letters: `y` (yyyy, yy), `M` (M, MM, MMM = Jan, MMMM = January),
+`d`, `D` (day of year), `H`, `h` (1-12), `a` (AM/PM), `m`, `s`, `S` (fraction, one digit per
+letter), `E` (EEE = Mon, EEEE = Monday), `Z` (+0000), `X`/`XX`/`XXX` (Z or +01 / +0100 / +01:00);
+text in single quotes is literal (`''` is a quote) and other non-letters are literal. Any other
+letter is rejected when the pattern is compiled.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable, Sequence
+from datetime import UTC, date, datetime, timedelta, timezone, tzinfo
+from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_UP, Context, Decimal, InvalidOperation
+from decimal import DivisionByZero as DecimalDivisionByZero
+from decimal import Overflow as DecimalOverflow
+from functools import lru_cache
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+MS_PER_DAY = 86_400_000
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_EPOCH_DATE = date(1970, 1, 1)
+_ONE_MS = timedelta(milliseconds=1)
+
+# Wide enough that no intermediate result of DECIMAL(38, s) arithmetic is rounded (a product
+# of two 38-digit values has 76 digits) and that quantizing any result that fits DECIMAL(38)
+# succeeds; the final quantize to the declared scale is the only rounding, half-up like SQL's.
+# Digits cost only when a value has them, so the headroom is free for ordinary values.
+DECIMAL_CONTEXT = Context(
+    prec=100,
+    rounding=ROUND_HALF_UP,
+    Emax=999_999,
+    Emin=-999_999,
+    traps=[InvalidOperation, DecimalDivisionByZero, DecimalOverflow],
+)
+
+INT32 = (-(2**31), 2**31 - 1)
+INT64 = (-(2**63), 2**63 - 1)
+
+
+# -- decimals -------------------------------------------------------------------------------
+
+
+def decimal_quantum(scale: int) -> Decimal:
+    """The exponent `quantize` needs for `scale` digits after the point: 0.01 for 2."""
+    return Decimal(1).scaleb(-scale)
+
+
+def decimal_limit(precision: int, scale: int) -> Decimal:
+    """Exclusive bound on the magnitude of a DECIMAL(precision, scale) value."""
+    return Decimal(10) ** (precision - scale)
+
+
+def decimal_remainder(dividend: Decimal | int, divisor: Decimal | int) -> Decimal:
+    """DECIMAL %: the sign of the dividend; a zero divisor is a division by zero (Decimal
+    reports it as an invalid operation)."""
+    if not divisor:
+        raise ZeroDivisionError("division by zero")
+    return DECIMAL_CONTEXT.remainder(dividend, divisor)
+
+
+def decimal_overflow(value: Decimal, precision: int, scale: int) -> Decimal:
+    """Raise for a result that does not fit its declared DECIMAL type (called rarely)."""
+    raise ValueError(f"decimal overflow: {value} does not fit DECIMAL({precision},{scale})")
+
+
+def to_decimal(value: object, precision: int, scale: int) -> Decimal:
+    """Convert a number (or numeric text) to DECIMAL(precision, scale), rounding half-up."""
+    if isinstance(value, Decimal):
+        number = value
+    elif isinstance(value, bool):
+        number = Decimal(int(value))
+    elif isinstance(value, int):
+        number = Decimal(value)
+    elif isinstance(value, float):
+        if not math.isfinite(value):
+            raise ValueError(f"cannot convert {value} to DECIMAL({precision},{scale})")
+        # repr() is the shortest text that round-trips: 2.675 rounds to 2.68, as users expect,
+        # rather than from its binary expansion 2.67499999...
+        number = Decimal(repr(value))
+    elif isinstance(value, str):
+        try:
+            number = Decimal(value.strip())
+        except InvalidOperation:
+            raise ValueError(f"cannot cast '{value}' to DECIMAL({precision},{scale})") from None
+        if not number.is_finite():
+            raise ValueError(f"cannot cast '{value}' to DECIMAL({precision},{scale})")
+    else:
+        raise TypeError(f"cannot convert {type(value).__name__} to DECIMAL({precision},{scale})")
+    result = DECIMAL_CONTEXT.quantize(number, decimal_quantum(scale))
+    # Through the wide context: the builtin abs() would round to the default 28 digits.
+    if DECIMAL_CONTEXT.abs(result) >= decimal_limit(precision, scale):
+        decimal_overflow(result, precision, scale)
+    return result
+
+
+# -- text forms of values -------------------------------------------------------------------
+
+
+def format_timestamp(ms: int) -> str:
+    """TIMESTAMP as text: 'YYYY-MM-DD HH:MM:SS.fff' (UTC)."""
+    moment = EPOCH + timedelta(milliseconds=ms)
+    return f"{moment:%Y-%m-%d %H:%M:%S}.{ms % 1000:03d}"
+
+
+def format_date(days: int) -> str:
+    return (_EPOCH_DATE + timedelta(days=days)).isoformat()
+
+
+def format_time(ms: int) -> str:
+    seconds, millis = divmod(ms % MS_PER_DAY, 1000)
+    minutes, second = divmod(seconds, 60)
+    hour, minute = divmod(minutes, 60)
+    return f"{hour:02d}:{minute:02d}:{second:02d}.{millis:03d}"
+
+
+def to_string(value: object) -> str:
+    """SQL text of a non-NULL value whose type is not known statically (CONCAT, `||`)."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, Decimal):
+        return format(value, "f")
+    if isinstance(value, bytes):
+        return value.decode("utf-8")
+    return str(value)
+
+
+# -- parsing text into temporal values ------------------------------------------------------
+
+
+def _epoch_ms(moment: datetime) -> int:
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return (moment - EPOCH) // _ONE_MS
+
+
+def parse_timestamp(text: str) -> int:
+    """ISO-8601 'YYYY-MM-DD[( |T)HH:MM[:SS[.fff]]][Z|±HH:MM]' to epoch ms; no zone means UTC."""
+    try:
+        return _epoch_ms(datetime.fromisoformat(text.strip()))
+    except ValueError:
+        raise ValueError(f"cannot parse '{text}' as a TIMESTAMP") from None
+
+
+def parse_date(text: str) -> int:
+    """'YYYY-MM-DD' (a timestamp text is accepted and truncated) to days since the epoch."""
+    stripped = text.strip()
+    try:
+        if len(stripped) == 10:
+            return (date.fromisoformat(stripped) - _EPOCH_DATE).days
+        return _epoch_ms(datetime.fromisoformat(stripped)) // MS_PER_DAY
+    except ValueError:
+        raise ValueError(f"cannot parse '{text}' as a DATE") from None
+
+
+_TIME_TEXT = re.compile(r"\s*(\d{1,2}):(\d{2})(?::(\d{2})(?:\.(\d{1,9}))?)?\s*")
+
+
+def parse_time(text: str) -> int:
+    """'HH:MM[:SS[.fff]]' to milliseconds of the day."""
+    match = _TIME_TEXT.fullmatch(text)
+    if match is None:
+        raise ValueError(f"cannot parse '{text}' as a TIME")
+    hour, minute = int(match[1]), int(match[2])
+    second = int(match[3] or 0)
+    millis = int((match[4] or "0").ljust(3, "0")[:3])
+    if hour > 23 or minute > 59 or second > 59:
+        raise ValueError(f"cannot parse '{text}' as a TIME")
+    return ((hour * 60 + minute) * 60 + second) * 1000 + millis
+
+
+# -- casts (argument never NULL) ------------------------------------------------------------
+
+_TRUE_TEXT = frozenset({"true", "t", "yes", "y", "1"})
+_FALSE_TEXT = frozenset({"false", "f", "no", "n", "0"})
+
+
+def cast_boolean(value: object) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str):
+        lowered = value.strip().lower()
+        if lowered in _TRUE_TEXT:
+            return True
+        if lowered in _FALSE_TEXT:
+            return False
+        raise ValueError(f"cannot cast '{value}' to BOOLEAN")
+    if isinstance(value, int | float | Decimal):
+        return value != 0
+    raise TypeError(f"cannot cast {type(value).__name__} to BOOLEAN")
+
+
+def _cast_integral(value: object, name: str, bounds: tuple[int, int]) -> int:
+    if isinstance(value, bool):
+        result = int(value)
+    elif isinstance(value, int):
+        result = value
+    elif isinstance(value, float | Decimal):
+        try:
+            result = int(value)  # SQL casts truncate toward zero
+        except (ValueError, OverflowError):  # NaN, infinities
+            raise ValueError(f"cannot cast {value} to {name}") from None
+    elif isinstance(value, str):
+        text = value.strip()
+        try:
+            result = int(text)
+        except ValueError:
+            raise ValueError(f"cannot cast '{value}' to {name}") from None
+    else:
+        raise TypeError(f"cannot cast {type(value).__name__} to {name}")
+    if not bounds[0] <= result <= bounds[1]:
+        raise ValueError(f"{result} is out of range for {name}")
+    return result
+
+
+def cast_integer(value: object) -> int:
+    return _cast_integral(value, "INTEGER", INT32)
+
+
+def cast_bigint(value: object) -> int:
+    return _cast_integral(value, "BIGINT", INT64)
+
+
+def cast_double(value: object) -> float:
+    if isinstance(value, str):
+        try:
+            return float(value.strip())
+        except ValueError:
+            raise ValueError(f"cannot cast '{value}' to DOUBLE") from None
+    if isinstance(value, int | float | Decimal):
+        return float(value)
+    raise TypeError(f"cannot cast {type(value).__name__} to DOUBLE")
+
+
+def cast_timestamp(value: object) -> int:
+    if isinstance(value, str):
+        return parse_timestamp(value)
+    if isinstance(value, bool):
+        raise TypeError("cannot cast BOOLEAN to TIMESTAMP")
+    if isinstance(value, int | float | Decimal):
+        return int(value)
+    raise TypeError(f"cannot cast {type(value).__name__} to TIMESTAMP")
+
+
+def cast_date(value: object) -> int:
+    if isinstance(value, str):
+        return parse_date(value)
+    raise TypeError(f"cannot cast {type(value).__name__} to DATE")
+
+
+def cast_time(value: object) -> int:
+    if isinstance(value, str):
+        return parse_time(value)
+    raise TypeError(f"cannot cast {type(value).__name__} to TIME")
+
+
+def cast_bytes(value: object) -> bytes:
+    if isinstance(value, bytes):
+        return value
+    if isinstance(value, str):
+        return value.encode("utf-8")
+    raise TypeError(f"cannot cast {type(value).__name__} to BYTES")
+
+
+def cast_varchar_from_bytes(value: bytes) -> str:
+    try:
+        return value.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ValueError("cannot cast BYTES to VARCHAR: not valid UTF-8") from None
+
+
+# -- strings --------------------------------------------------------------------------------
+
+_WORD = re.compile(r"\S+")
+
+
+def initcap(value: str) -> str:
+    """Upper-case the first letter of every whitespace-separated word, lower-case the rest."""
+    return _WORD.sub(lambda m: m.group(0)[:1].upper() + m.group(0)[1:].lower(), value)
+
+
+def substring(value: str, position: int, length: int | None = None) -> str | None:
+    """1-based SUBSTRING; a negative position counts from the end, 0 behaves like 1."""
+    if position > 0:
+        start = position - 1
+    elif position < 0:
+        start = max(len(value) + position, 0)
+    else:
+        start = 0
+    if length is None:
+        return value[start:]
+    if length < 0:
+        return None
+    return value[start : start + length]
+
+
+def concat(*values: object) -> str:
+    """ksqlDB CONCAT: NULL arguments are skipped (treated as empty text)."""
+    return "".join(to_string(v) for v in values if v is not None)
+
+
+def concat_ws(separator: str | None, *values: object) -> str | None:
+    """CONCAT_WS: NULL when the separator is NULL, NULL values are skipped."""
+    if separator is None:
+        return None
+    return separator.join(to_string(v) for v in values if v is not None)
+
+
+def lpad(value: str, length: int, padding: str) -> str | None:
+    if length < 0 or (not padding and length > len(value)):
+        return None
+    if length <= len(value):
+        return value[:length]
+    missing = length - len(value)
+    return (padding * (missing // len(padding) + 1))[:missing] + value
+
+
+def rpad(value: str, length: int, padding: str) -> str | None:
+    if length < 0 or (not padding and length > len(value)):
+        return None
+    if length <= len(value):
+        return value[:length]
+    missing = length - len(value)
+    return value + (padding * (missing // len(padding) + 1))[:missing]
+
+
+def split(value: str, delimiter: str) -> list[str]:
+    """SPLIT: an empty delimiter splits into characters (ksqlDB)."""
+    if not delimiter:
+        return list(value)
+    return value.split(delimiter)
+
+
+def instr(value: str, search: str) -> int:
+    """1-based position of the first occurrence, 0 when absent."""
+    return value.find(search) + 1
+
+
+@lru_cache(maxsize=256)
+def regex(pattern: str) -> re.Pattern[str]:
+    """Compiled pattern, cached: for patterns that are not literals of the query."""
+    try:
+        return re.compile(pattern)
+    except re.error as error:
+        raise ValueError(f"invalid regular expression '{pattern}': {error}") from None
+
+
+def regexp_extract_compiled(compiled: re.Pattern[str], value: str, group: int = 0) -> str | None:
+    match = compiled.search(value)
+    if match is None or not 0 <= group <= compiled.groups:
+        return None
+    return match.group(group)
+
+
+def regexp_extract(value: str, pattern: str, group: int = 0) -> str | None:
+    """First match of `pattern` in `value` (or its `group`); NULL when nothing matches."""
+    return regexp_extract_compiled(regex(pattern), value, group)
+
+
+@lru_cache(maxsize=256)
+def java_replacement(replacement: str) -> str:
+    """Java's replacement syntax ($1, ${name}, \\$) as a Python `re.sub` template."""
+    out: list[str] = []
+    index = 0
+    while index < len(replacement):
+        char = replacement[index]
+        if char == "\\" and index + 1 < len(replacement):
+            out.append(replacement[index + 1].replace("\\", "\\\\"))
+            index += 2
+            continue
+        if char == "$":
+            named = re.match(r"\{(\w+)\}", replacement[index + 1 :])
+            if named:
+                out.append(f"\\g<{named[1]}>")
+                index += 1 + named.end()
+                continue
+            digits = re.match(r"\d+", replacement[index + 1 :])
+            if digits:
+                out.append(f"\\g<{digits[0]}>")
+                index += 1 + digits.end()
+                continue
+            raise ValueError(f"illegal group reference in replacement '{replacement}'")
+        out.append("\\\\" if char == "\\" else char)
+        index += 1
+    return "".join(out)
+
+
+def regexp_replace_compiled(compiled: re.Pattern[str], value: str, replacement: str) -> str:
+    return compiled.sub(java_replacement(replacement), value)
+
+
+def regexp_replace(value: str, pattern: str, replacement: str) -> str:
+    """Replace every match; the replacement uses Java's `$1` group references."""
+    return regexp_replace_compiled(regex(pattern), value, replacement)
+
+
+def like_regex(pattern: str, case_insensitive: bool = False) -> re.Pattern[str]:
+    """SQL LIKE pattern (% any run, _ one character, no escape character) as a regex."""
+    parts = []
+    for char in pattern:
+        if char == "%":
+            parts.append(".*")
+        elif char == "_":
+            parts.append(".")
+        else:
+            parts.append(re.escape(char))
+    return re.compile("".join(parts), re.DOTALL | (re.IGNORECASE if case_insensitive else 0))
+
+
+@lru_cache(maxsize=256)
+def _cached_like(pattern: str, case_insensitive: bool) -> re.Pattern[str]:
+    return like_regex(pattern, case_insensitive)
+
+
+def like(value: str, pattern: str) -> bool:
+    """LIKE with a pattern known only at run time (literal patterns are compiled once)."""
+    return _cached_like(pattern, False).fullmatch(value) is not None
+
+
+def ilike(value: str, pattern: str) -> bool:
+    return _cached_like(pattern, True).fullmatch(value) is not None
+
+
+# -- math -----------------------------------------------------------------------------------
+
+Number = int | float | Decimal
+
+
+def ceil(value: Number) -> Number:
+    if isinstance(value, Decimal):
+        return value.to_integral_value(rounding=ROUND_CEILING)
+    if isinstance(value, float):
+        return float(math.ceil(value)) if math.isfinite(value) else value
+    return value
+
+
+def floor(value: Number) -> Number:
+    if isinstance(value, Decimal):
+        return value.to_integral_value(rounding=ROUND_FLOOR)
+    if isinstance(value, float):
+        return float(math.floor(value)) if math.isfinite(value) else value
+    return value
+
+
+def round_half_up(value: Number, digits: int = 0) -> Number:
+    """SQL ROUND: half away from zero for every numeric type (Python's round() is banker's)."""
+    if isinstance(value, bool):
+        raise TypeError("cannot ROUND a BOOLEAN")
+    if isinstance(value, int):
+        if digits >= 0:
+            return value
+        unit: int = 10**-digits
+        rounded = (abs(value) + unit // 2) // unit * unit
+        return rounded if value >= 0 else -rounded
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            return value
+        return float(round_half_up(Decimal(repr(value)), digits))
+    result: Decimal = DECIMAL_CONTEXT.quantize(value, Decimal(1).scaleb(-digits))
+    return result
+
+
+# The transcendental functions follow Java's Math (ksqlDB and Flink call it): domain errors
+# give NaN or an infinity instead of failing the record.
+def sqrt(value: Number) -> float:
+    number = float(value)
+    return math.sqrt(number) if number >= 0 else math.nan
+
+
+def power(base: Number, exponent: Number) -> float:
+    try:
+        result = math.pow(float(base), float(exponent))
+    except OverflowError:
+        return math.inf
+    except ValueError:  # e.g. a negative base with a fractional exponent
+        return math.nan
+    return result
+
+
+def exp(value: Number) -> float:
+    try:
+        return math.exp(float(value))
+    except OverflowError:
+        return math.inf
+
+
+def ln(value: Number) -> float:
+    number = float(value)
+    if number > 0:
+        return math.log(number)
+    return -math.inf if number == 0 else math.nan
+
+
+def log(first: Number, second: Number | None = None) -> float:
+    """LOG(x) is base 10; LOG(base, x) takes the base first."""
+    if second is None:
+        number = float(first)
+        if number > 0:
+            return math.log10(number)
+        return -math.inf if number == 0 else math.nan
+    base = float(first)
+    if base == 10:  # exact for powers of ten, unlike ln(x) / ln(10)
+        return log(second)
+    if base == 2 and float(second) > 0:
+        return math.log2(float(second))
+    return ln(second) / ln(first) if base not in (0.0, 1.0) else math.nan
+
+
+def sign(value: Number) -> int:
+    return (value > 0) - (value < 0)
+
+
+def mod(dividend: Number, divisor: Number) -> Number:
+    """MOD / %: the result has the sign of the dividend; a zero divisor is an error."""
+    if isinstance(dividend, float) or isinstance(divisor, float):
+        if divisor == 0:
+            raise ZeroDivisionError("division by zero")
+        return math.fmod(float(dividend), float(divisor))
+    if isinstance(dividend, Decimal) or isinstance(divisor, Decimal):
+        return decimal_remainder(dividend, divisor)
+    remainder = abs(dividend) % abs(divisor)
+    return remainder if dividend >= 0 else -remainder
+
+
+# -- time -----------------------------------------------------------------------------------
+
+
+@lru_cache(maxsize=128)
+def zone(name: str) -> tzinfo:
+    """A time zone by IANA name ('Europe/Paris'), 'UTC'/'Z', or fixed offset ('+02:00')."""
+    text = name.strip()
+    if text.upper() in ("UTC", "Z", "GMT"):
+        return UTC
+    offset = re.fullmatch(r"(?:UTC|GMT)?([+-])(\d{1,2})(?::?(\d{2}))?", text)
+    if offset:
+        minutes = int(offset[2]) * 60 + int(offset[3] or 0)
+        return timezone(timedelta(minutes=-minutes if offset[1] == "-" else minutes))
+    try:
+        return ZoneInfo(text)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"unknown time zone '{name}'") from None
+
+
+_MONTHS = [
+    "January", "February", "March", "April", "May", "June", "July", "August", "September",
+    "October", "November", "December",
+]  # fmt: skip
+_DAYS = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"]
+_SUPPORTED_LETTERS = "yMdDHhamsSEZX"
+
+
+def _tokens(pattern: str) -> list[tuple[str, int] | str]:
+    """Split a Java pattern into (letter, count) fields and literal strings."""
+    tokens: list[tuple[str, int] | str] = []
+    index = 0
+    while index < len(pattern):
+        char = pattern[index]
+        if char == "'":
+            if pattern.startswith("''", index):  # '' outside quotes is a quote
+                tokens.append("'")
+                index += 2
+                continue
+            text: list[str] = []
+            index += 1
+            while True:
+                if index >= len(pattern):
+                    raise ValueError(f"unterminated quote in pattern '{pattern}'")
+                if pattern[index] == "'":
+                    if pattern.startswith("''", index):  # '' inside quotes too
+                        text.append("'")
+                        index += 2
+                        continue
+                    index += 1
+                    break
+                text.append(pattern[index])
+                index += 1
+            tokens.append("".join(text))
+            continue
+        if char.isascii() and char.isalpha():
+            if char not in _SUPPORTED_LETTERS:
+                raise ValueError(f"unsupported letter '{char}' in pattern '{pattern}'")
+            count = 1
+            while index + count < len(pattern) and pattern[index + count] == char:
+                count += 1
+            tokens.append((char, count))
+            index += count
+            continue
+        tokens.append(char)
+        index += 1
+    return tokens
+
+
+def _offset_text(moment: datetime, letter: str, count: int) -> str:
+    delta = moment.utcoffset() or timedelta(0)
+    minutes = int(delta.total_seconds()) // 60
+    if letter == "X" and minutes == 0:
+        return "Z"
+    sign_char = "-" if minutes < 0 else "+"
+    hours, mins = divmod(abs(minutes), 60)
+    if letter == "Z" or count == 2:
+        return f"{sign_char}{hours:02d}{mins:02d}"
+    if count == 1:
+        return f"{sign_char}{hours:02d}" + (f"{mins:02d}" if mins else "")
+    return f"{sign_char}{hours:02d}:{mins:02d}"
+
+
+def _format_field(moment: datetime, millis: int, letter: str, count: int) -> str:
+    if letter == "y":
+        return f"{moment.year % 100:02d}" if count == 2 else f"{moment.year:0{count}d}"
+    if letter == "M":
+        if count >= 4:
+            return _MONTHS[moment.month - 1]
+        if count == 3:
+            return _MONTHS[moment.month - 1][:3]
+        return f"{moment.month:0{count}d}"
+    if letter == "d":
+        return f"{moment.day:0{count}d}"
+    if letter == "D":
+        return f"{moment.timetuple().tm_yday:0{count}d}"
+    if letter == "H":
+        return f"{moment.hour:0{count}d}"
+    if letter == "h":
+        return f"{(moment.hour % 12) or 12:0{count}d}"
+    if letter == "a":
+        return "AM" if moment.hour < 12 else "PM"
+    if letter == "m":
+        return f"{moment.minute:0{count}d}"
+    if letter == "s":
+        return f"{moment.second:0{count}d}"
+    if letter == "S":
+        return f"{millis:03d}".ljust(count, "0")[:count]
+    if letter == "E":
+        return _DAYS[moment.weekday()] if count >= 4 else _DAYS[moment.weekday()][:3]
+    return _offset_text(moment, letter, count)  # Z, X
+
+
+TimestampFormatter = Callable[[int, tzinfo], str]
+TimestampParser = Callable[[str, tzinfo], int]
+
+
+@lru_cache(maxsize=128)
+def timestamp_formatter(pattern: str) -> TimestampFormatter:
+    """Compile a Java date pattern once into a function (epoch ms, zone) -> text."""
+    tokens = _tokens(pattern)
+
+    def format_ms(ms: int, tz: tzinfo) -> str:
+        moment = (EPOCH + timedelta(milliseconds=ms)).astimezone(tz)
+        millis = ms % 1000
+        return "".join(
+            token if isinstance(token, str) else _format_field(moment, millis, *token)
+            for token in tokens
+        )
+
+    return format_ms
+
+
+def _field_regex(letter: str, count: int) -> str:
+    if letter == "M" and count >= 3:
+        return r"(?P<Mname>[A-Za-z]+)"
+    if letter == "E":
+        return r"[A-Za-z]+"
+    if letter == "a":
+        return r"(?P<a>[AaPp][Mm])"
+    if letter in "ZX":
+        return r"(?P<Z>Z|[+-]\d{2}(?::?\d{2})?)"
+    if letter == "S":
+        return rf"(?P<S>\d{{{count}}})"
+    if letter == "y" and count != 2:
+        # yyyy takes exactly four digits so that a field may follow without a separator.
+        return r"(?P<y>\d{4})" if count == 4 else r"(?P<y>[+-]?\d{1,9})"
+    width = rf"\d{{{count}}}" if count >= 2 else r"\d{1,3}" if letter == "D" else r"\d{1,2}"
+    return f"(?P<{letter}>{width})"
+
+
+@lru_cache(maxsize=128)
+def timestamp_parser(pattern: str) -> TimestampParser:
+    """Compile a Java date pattern once into a function (text, default zone) -> epoch ms."""
+    parts: list[str] = []
+    seen: set[str] = set()
+    for token in _tokens(pattern):
+        if isinstance(token, str):
+            parts.append(re.escape(token))
+            continue
+        letter, count = token
+        group = "Mname" if letter == "M" and count >= 3 else "Z" if letter in "ZX" else letter
+        if group in seen and letter != "E":
+            raise ValueError(f"pattern '{pattern}' repeats the field '{letter}'")
+        seen.add(group)
+        parts.append(_field_regex(letter, count))
+    compiled = re.compile("".join(parts))
+    months = {name[:3].lower(): number for number, name in enumerate(_MONTHS, 1)}
+
+    def parse(text: str, tz: tzinfo) -> int:
+        match = compiled.fullmatch(text.strip())
+        if match is None:
+            raise ValueError(f"cannot parse '{text}' with pattern '{pattern}'")
+        fields = match.groupdict()
+        year = int(fields.get("y") or 1970)
+        if "y" in fields and fields["y"] is not None and len(fields["y"]) == 2:
+            year += 2000
+        month = int(fields.get("M") or 1)
+        if fields.get("Mname"):
+            month = months.get((fields["Mname"] or "")[:3].lower(), 0)
+        hour = int(fields.get("H") or fields.get("h") or 0)
+        if fields.get("h") is not None:
+            hour %= 12
+            if (fields.get("a") or "am").lower() == "pm":
+                hour += 12
+        fraction = fields.get("S") or "0"
+        micros = int(fraction.ljust(6, "0")[:6])
+        offset_text = fields.get("Z")
+        moment_zone = zone(offset_text) if offset_text else tz
+        try:
+            if fields.get("D") is not None and fields.get("d") is None:
+                day = datetime(year, 1, 1) + timedelta(days=int(fields["D"] or 1) - 1)
+                month, day_of_month = day.month, day.day
+            else:
+                day_of_month = int(fields.get("d") or 1)
+            moment = datetime(
+                year,
+                month,
+                day_of_month,
+                hour,
+                int(fields.get("m") or 0),
+                int(fields.get("s") or 0),
+                micros,
+            )
+        except ValueError as error:
+            raise ValueError(f"cannot parse '{text}' with pattern '{pattern}': {error}") from None
+        return (moment.replace(tzinfo=moment_zone) - EPOCH) // _ONE_MS
+
+    return parse
+
+
+def timestamp_to_string(ms: int, pattern: str, tz: str | None = None) -> str:
+    """TIMESTAMPTOSTRING(ts, pattern[, zone]): format epoch ms with a Java pattern."""
+    return timestamp_formatter(pattern)(ms, UTC if tz is None else zone(tz))
+
+
+def string_to_timestamp(text: str, pattern: str, tz: str | None = None) -> int:
+    """STRINGTOTIMESTAMP(text, pattern[, zone]): parse with a Java pattern into epoch ms."""
+    return timestamp_parser(pattern)(text, UTC if tz is None else zone(tz))
+
+
+def date_format(ms: int, pattern: str) -> str:
+    """DATE_FORMAT(ts, pattern) in UTC."""
+    return timestamp_formatter(pattern)(ms, UTC)
+
+
+# -- collections ----------------------------------------------------------------------------
+
+
+def element_at(collection: object, key: object) -> object:
+    """ELEMENT_AT: 1-based array index (negative counts from the end, out of range is NULL)
+    or a map key (absent is NULL)."""
+    if isinstance(collection, dict):
+        return collection.get(key)
+    if isinstance(collection, list | tuple) and isinstance(key, int):
+        size = len(collection)
+        if 0 < key <= size:
+            return collection[key - 1]
+        if -size <= key < 0:
+            return collection[key]
+        return None
+    raise TypeError(f"ELEMENT_AT needs an array and an integer or a map, got {type(collection)}")
+
+
+def cardinality(collection: Sequence[object] | dict[object, object]) -> int:
+    return len(collection)
+
+
+def array_contains(array: Sequence[object], value: object) -> bool:
+    return value in array
+
+
+def greatest(*values: object) -> object:
+    return max(values)  # type: ignore[type-var]
+
+
+def least(*values: object) -> object:
+    return min(values)  # type: ignore[type-var]
