@@ -48,8 +48,10 @@ def main() -> int:
             "crd/streamqueries.streamhouse.io",
         )
 
-        banner("kubectl apply -f examples/high-value-orders.yaml")
-        manifest = yaml.safe_load((REPO / "examples/high-value-orders.yaml").read_text())
+        banner("kubectl apply -f examples/high-value-orders/streamquery.yaml")
+        manifest = yaml.safe_load(
+            (REPO / "examples/high-value-orders/streamquery.yaml").read_text()
+        )
         manifest["spec"]["kafka"]["bootstrapServers"] = broker.bootstrap
         print(plane.kubectl("apply", "-f", "-", input_text=yaml.safe_dump(manifest)))
 

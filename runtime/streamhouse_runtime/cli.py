@@ -23,6 +23,22 @@ def _version(_: argparse.Namespace) -> int:
     return 0
 
 
+def _run(args: argparse.Namespace) -> int:
+    from streamhouse_runtime.app import run
+    from streamhouse_runtime.config import load_config
+
+    config = load_config(args.config)
+    if args.query:
+        config.query_file = args.query
+    return run(config)
+
+
+def _test(args: argparse.Namespace) -> int:
+    from streamhouse_runtime.testing.runner import run_test
+
+    return run_test(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="streamhouse", description="Streaming SQL on Kafka and Kubernetes."
@@ -32,6 +48,16 @@ def build_parser() -> argparse.ArgumentParser:
     version = commands.add_parser("version", help="print the version")
     version.set_defaults(handler=_version)
     sql_commands.register(commands)
+    test = commands.add_parser("test", help="run statements over in-memory topics, compare")
+    test.add_argument("-s", "--statements", required=True, help="SQL file or StreamQuery YAML")
+    test.add_argument("-i", "--input", required=True, help="input records (JSON)")
+    test.add_argument("-o", "--output", help="expected output records (JSON)")
+    test.add_argument("--record", help="write the produced records to this file")
+    test.set_defaults(handler=_test)
+    run = commands.add_parser("run", help="run one query (what every query pod runs)")
+    run.add_argument("--query", help="SQL file (default: $STREAMHOUSE_QUERY_FILE)")
+    run.add_argument("--config", help="YAML/JSON settings file; STREAMHOUSE_* env wins")
+    run.set_defaults(handler=_run)
     for entry in sorted(entry_points(group="streamhouse.cli"), key=lambda e: e.name):
         entry.load()(commands)
     return parser

@@ -1,0 +1,228 @@
+"""Aggregate functions as initialize / add / merge / result over a small mutable accumulator.
+
+Accumulators are plain Python values (lists, numbers, sets) so a whole group's state pickles
+into one compact value per checkpoint. `merge` combines two session windows.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from decimal import ROUND_HALF_UP, Decimal
+from typing import Any
+
+from streamhouse_runtime.sql.bound import AggregateCall
+from streamhouse_runtime.sql.types import SqlType, TypeKind
+
+
+class Aggregator(ABC):
+    def __init__(self, result_type: SqlType) -> None:
+        self.result_type = result_type
+
+    @abstractmethod
+    def initialize(self) -> Any:
+        """A fresh accumulator."""
+
+    @abstractmethod
+    def add(self, accumulator: Any, value: Any, offset: int) -> Any:
+        """Fold one input value in; returns the (possibly new) accumulator."""
+
+    @abstractmethod
+    def merge(self, a: Any, b: Any) -> Any:
+        """Combine two accumulators (session windows merging)."""
+
+    @abstractmethod
+    def result(self, accumulator: Any) -> Any:
+        """The SQL value of the aggregate."""
+
+
+def _quantize(value: Any, sql_type: SqlType) -> Any:
+    if (
+        isinstance(value, Decimal)
+        and sql_type.kind is TypeKind.DECIMAL
+        and sql_type.scale is not None
+    ):
+        return value.quantize(Decimal(1).scaleb(-sql_type.scale), rounding=ROUND_HALF_UP)
+    return value
+
+
+class CountStar(Aggregator):
+    def initialize(self) -> int:
+        return 0
+
+    def add(self, accumulator: int, value: Any, offset: int) -> int:
+        return accumulator + 1
+
+    def merge(self, a: int, b: int) -> int:
+        return a + b
+
+    def result(self, accumulator: int) -> int:
+        return accumulator
+
+
+class Count(CountStar):
+    """COUNT(x): rows where x is not NULL."""
+
+    def add(self, accumulator: int, value: Any, offset: int) -> int:
+        return accumulator if value is None else accumulator + 1
+
+
+class CountDistinct(Aggregator):
+    def initialize(self) -> set[Any]:
+        return set()
+
+    def add(self, accumulator: set[Any], value: Any, offset: int) -> set[Any]:
+        if value is not None:
+            accumulator.add(value)
+        return accumulator
+
+    def merge(self, a: set[Any], b: set[Any]) -> set[Any]:
+        return a | b
+
+    def result(self, accumulator: set[Any]) -> int:
+        return len(accumulator)
+
+
+class Sum(Aggregator):
+    """SUM: NULL until a non-NULL value arrives."""
+
+    def initialize(self) -> Any:
+        return None
+
+    def add(self, accumulator: Any, value: Any, offset: int) -> Any:
+        if value is None:
+            return accumulator
+        return value if accumulator is None else accumulator + value
+
+    def merge(self, a: Any, b: Any) -> Any:
+        if a is None or b is None:
+            return b if a is None else a
+        return a + b
+
+    def result(self, accumulator: Any) -> Any:
+        return _quantize(accumulator, self.result_type)
+
+
+class Avg(Aggregator):
+    def initialize(self) -> list[Any]:
+        return [None, 0]
+
+    def add(self, accumulator: list[Any], value: Any, offset: int) -> list[Any]:
+        if value is not None:
+            accumulator[0] = value if accumulator[0] is None else accumulator[0] + value
+            accumulator[1] += 1
+        return accumulator
+
+    def merge(self, a: list[Any], b: list[Any]) -> list[Any]:
+        if a[0] is None or b[0] is None:
+            return b if a[0] is None else a
+        return [a[0] + b[0], a[1] + b[1]]
+
+    def result(self, accumulator: list[Any]) -> Any:
+        total, count = accumulator
+        if total is None or count == 0:
+            return None
+        if isinstance(total, Decimal):
+            return _quantize(total / count, self.result_type)
+        return float(total) / count
+
+
+class Min(Aggregator):
+    def initialize(self) -> Any:
+        return None
+
+    def add(self, accumulator: Any, value: Any, offset: int) -> Any:
+        if value is None:
+            return accumulator
+        return value if accumulator is None or value < accumulator else accumulator
+
+    def merge(self, a: Any, b: Any) -> Any:
+        return self.add(a, b, 0)
+
+    def result(self, accumulator: Any) -> Any:
+        return accumulator
+
+
+class Max(Min):
+    def add(self, accumulator: Any, value: Any, offset: int) -> Any:
+        if value is None:
+            return accumulator
+        return value if accumulator is None or value > accumulator else accumulator
+
+
+class CollectList(Aggregator):
+    def initialize(self) -> list[Any]:
+        return []
+
+    def add(self, accumulator: list[Any], value: Any, offset: int) -> list[Any]:
+        if value is not None:
+            accumulator.append(value)
+        return accumulator
+
+    def merge(self, a: list[Any], b: list[Any]) -> list[Any]:
+        return a + b
+
+    def result(self, accumulator: list[Any]) -> list[Any]:
+        return list(accumulator)
+
+
+class CollectSet(Aggregator):
+    """COLLECT_SET keeps first-seen order, so results are deterministic."""
+
+    def initialize(self) -> dict[Any, None]:
+        return {}
+
+    def add(self, accumulator: dict[Any, None], value: Any, offset: int) -> dict[Any, None]:
+        if value is not None:
+            accumulator.setdefault(value, None)
+        return accumulator
+
+    def merge(self, a: dict[Any, None], b: dict[Any, None]) -> dict[Any, None]:
+        return {**a, **b}
+
+    def result(self, accumulator: dict[Any, None]) -> list[Any]:
+        return list(accumulator)
+
+
+class EarliestByOffset(Aggregator):
+    """The value with the lowest input offset (the accumulator is [offset, value])."""
+
+    def initialize(self) -> list[Any]:
+        return [None, None]
+
+    def add(self, accumulator: list[Any], value: Any, offset: int) -> list[Any]:
+        if value is not None and (accumulator[0] is None or offset < accumulator[0]):
+            return [offset, value]
+        return accumulator
+
+    def merge(self, a: list[Any], b: list[Any]) -> list[Any]:
+        return self.add(a, b[1], b[0]) if b[0] is not None else a
+
+    def result(self, accumulator: list[Any]) -> Any:
+        return accumulator[1]
+
+
+class LatestByOffset(EarliestByOffset):
+    def add(self, accumulator: list[Any], value: Any, offset: int) -> list[Any]:
+        if value is not None and (accumulator[0] is None or offset >= accumulator[0]):
+            return [offset, value]
+        return accumulator
+
+
+def aggregator(call: AggregateCall) -> Aggregator:
+    """The implementation of one bound aggregate call."""
+    name = call.function
+    if name == "COUNT":
+        if not call.args:
+            return CountStar(call.type)
+        return CountDistinct(call.type) if call.distinct else Count(call.type)
+    implementations: dict[str, type[Aggregator]] = {
+        "SUM": Sum,
+        "AVG": Avg,
+        "MIN": Min,
+        "MAX": Max,
+        "COLLECT_LIST": CollectList,
+        "COLLECT_SET": CollectSet,
+        "EARLIEST_BY_OFFSET": EarliestByOffset,
+        "LATEST_BY_OFFSET": LatestByOffset,
+    }
+    return implementations[name](call.type)

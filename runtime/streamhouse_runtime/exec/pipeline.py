@@ -1,0 +1,573 @@
+"""Executes one stage of a query over batches of records, independent of Kafka clients.
+
+The pod's main loop (`streamhouse run`) and the offline runner (`streamhouse test`) both
+drive `StageExecutor`: records in, records out (results, repartitioned rows, dead letters),
+and state changes handed over at each checkpoint.
+"""
+
+from __future__ import annotations
+
+import logging
+import pickle
+import struct
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+
+from streamhouse_runtime.exec.compiler import (
+    EvaluationError,
+    UdfRegistry,
+    compile_row_transform,
+    compile_value,
+)
+from streamhouse_runtime.exec.stateful import (
+    AggregateOperator,
+    Emitted,
+    LateRecord,
+    WindowAggregateOperator,
+)
+from streamhouse_runtime.exec.topology import StageSpec, internal_topic
+from streamhouse_runtime.io.registry import SchemaRegistry
+from streamhouse_runtime.io.serde import (
+    DeserializationError,
+    KeySerde,
+    SerializationError,
+    ValueSerde,
+    key_serde,
+    value_serde,
+)
+from streamhouse_runtime.plan.nodes import (
+    Aggregate,
+    Distinct,
+    Filter,
+    Project,
+    Repartition,
+    Schema,
+    Sink,
+    Source,
+    WindowAggregate,
+)
+from streamhouse_runtime.sql import bound
+from streamhouse_runtime.sql.catalog import Column, Format
+from streamhouse_runtime.sql.query import WindowKind
+from streamhouse_runtime.state.backend import StateBackend
+
+log = logging.getLogger(__name__)
+
+Row = dict[str, object]
+Transform = Callable[[Row], Row | None]
+ROWTIME = "ROWTIME"
+SOURCE_HEADER = "streamhouse.source"
+DEDUP_STORE = "__dedup__"
+
+
+class ErrorPolicy(StrEnum):
+    DEAD_LETTER = "dead-letter"
+    SKIP = "skip"
+    FAIL = "fail"
+
+
+class LatePolicy(StrEnum):
+    DROP = "drop"
+    DEAD_LETTER = "dead-letter"
+
+
+@dataclass(frozen=True)
+class InputRecord:
+    topic: str
+    partition: int
+    offset: int
+    timestamp_ms: int
+    key: bytes | None
+    value: bytes | None
+    headers: Sequence[tuple[str, str | bytes | None]] | None = None
+
+
+@dataclass(frozen=True)
+class OutputRecord:
+    topic: str
+    key: bytes | None
+    value: bytes | None
+    timestamp_ms: int
+    headers: list[tuple[str, str | bytes | None]] | None = None
+    event_time_ms: int | None = None  # for the end-to-end latency histogram
+
+
+class QueryFailed(Exception):
+    """A bad record under the `fail` error policy: the query stops."""
+
+
+@dataclass
+class StageSettings:
+    query_id: str
+    dead_letter_topic: str
+    error_policy: ErrorPolicy = ErrorPolicy.DEAD_LETTER
+    late_policy: LatePolicy = LatePolicy.DROP
+    lateness_ms: int = 0
+    idle_timeout_ms: int = 30_000
+    cache_entries: int = 500_000
+    registry: SchemaRegistry | None = None
+    udfs: UdfRegistry | None = None
+
+
+@dataclass
+class StageCounters:
+    records_in: int = 0
+    records_out: int = 0
+    dead_lettered: int = 0
+    skipped: int = 0
+    late: int = 0
+    duplicates: int = 0
+
+
+def _columns(schema: Schema) -> list[Column]:
+    return [Column(f.name, f.type) for f in schema.fields]
+
+
+def _chain(nodes: Sequence[Filter | Project], udfs: UdfRegistry | None) -> Transform | None:
+    """Fuse a Filter/Project chain into as few generated functions as possible."""
+    steps: list[Transform] = []
+    index = 0
+    while index < len(nodes):
+        node = nodes[index]
+        if isinstance(node, Filter):
+            following = nodes[index + 1] if index + 1 < len(nodes) else None
+            if isinstance(following, Project):
+                steps.append(compile_row_transform(node.predicate, following.expressions, udfs))
+                index += 2
+                continue
+            steps.append(compile_row_transform(node.predicate, None, udfs))
+        else:
+            steps.append(compile_row_transform(None, node.expressions, udfs))
+        index += 1
+    if not steps:
+        return None
+    if len(steps) == 1:
+        return steps[0]
+
+    def chained(row: Row) -> Row | None:
+        current: Row | None = row
+        for step in steps:
+            if current is None:
+                return None
+            current = step(current)
+        return current
+
+    return chained
+
+
+def _key_function(
+    keys: Sequence[tuple[str, bound.Expr]], udfs: UdfRegistry | None
+) -> Callable[[Row], tuple[object, ...]]:
+    functions = [compile_value(expr, udfs) for _, expr in keys]
+    if not functions:
+        return lambda row: ()
+    if len(functions) == 1:
+        only = functions[0]
+        return lambda row: (only(row),)
+    return lambda row: tuple(function(row) for function in functions)
+
+
+_WINDOW_BOUNDS = struct.Struct(">qq")
+
+
+class StageExecutor:
+    """One stage: decode, transform, (aggregate), encode; with error and late handling."""
+
+    def __init__(
+        self,
+        spec: StageSpec,
+        settings: StageSettings,
+        backend: StateBackend,
+        input_partitions: int,
+    ) -> None:
+        self.spec = spec
+        self.settings = settings
+        self.backend = backend
+        self.counters = StageCounters()
+        self.store = f"stage-{spec.index}"
+        udfs = settings.udfs
+        self.input_topic, self.decode_value, self.decode_key = self._input(spec)
+        self.pre = _chain(spec.pre, udfs)
+        self.post = _chain(spec.post, udfs)
+        self.time_field = spec.input.timestamp_field if isinstance(spec.input, Source) else None
+        self.window_op: WindowAggregateOperator | None = None
+        self.aggregate_op: AggregateOperator | None = None
+        self.distinct_seen: dict[tuple[int, bytes], bool] = {}
+        self._distinct_dirty: dict[bytes, bytes | None] = {}
+        self._build_stateful(spec, udfs)
+        self.output_topic, self.encode_value, self.encode_key, self.rekey = self._output(spec)
+        self.watermarks: dict[int, int] = {}
+        self.max_event_time: dict[int, int] = {}
+        self.last_seen_ms: dict[int, float] = {}
+        self.input_partitions = input_partitions
+        # (input partition, source topic-partition) -> highest source offset applied
+        self.dedup: dict[tuple[int, str], int] = {}
+        self._dedup_dirty = False
+        if not spec.is_source_stage:
+            self._load_dedup()
+
+    # -- construction ----------------------------------------------------------------------
+
+    def _input(self, spec: StageSpec) -> tuple[str, ValueSerde, KeySerde | None]:
+        registry = self.settings.registry
+        if isinstance(spec.input, Source):
+            source = spec.input
+            columns = [Column(f.name, f.type) for f in source.schema.fields if f.name != ROWTIME]
+            value_columns = [c for c in columns if c.name not in source.schema.key] or columns
+            decode = value_serde(
+                source.value_format,
+                value_columns if source.value_format is Format.KAFKA else columns,
+                timestamp_column=source.timestamp_field,
+                timestamp_format=source.timestamp_format,
+                registry=registry,
+                subject=f"{source.topic}-value",
+            )
+            key_columns = [c for c in columns if c.name in source.schema.key]
+            decode_key = (
+                key_serde(
+                    source.key_format, key_columns, registry=registry, subject=f"{source.topic}-key"
+                )
+                if key_columns
+                else None
+            )
+            return source.topic, decode, decode_key
+        topic = internal_topic(self.settings.query_id, spec.input.topic_suffix)
+        return topic, value_serde(Format.JSON, _columns(spec.input.schema)), None
+
+    def _build_stateful(self, spec: StageSpec, udfs: UdfRegistry | None) -> None:
+        node = spec.stateful
+        if isinstance(node, WindowAggregate):
+            arguments = [
+                compile_value(call.args[0], udfs) if call.args else None
+                for _, call in node.aggregates
+            ]
+            time_field = node.window.time_field
+
+            def time_of(row: Row) -> int | None:
+                value = row.get(time_field) if time_field else None
+                if not isinstance(value, int):
+                    value = row.get(ROWTIME)
+                return value if isinstance(value, int) else None
+
+            self.window_op = WindowAggregateOperator(
+                node,
+                _key_function(node.group_keys, udfs),
+                arguments,
+                time_of,
+                self.backend,
+                self.store,
+                self.settings.cache_entries,
+            )
+        elif isinstance(node, Aggregate):
+            arguments = [
+                compile_value(call.args[0], udfs) if call.args else None
+                for _, call in node.aggregates
+            ]
+            self.aggregate_op = AggregateOperator(
+                node,
+                _key_function(node.group_keys, udfs),
+                arguments,
+                self.backend,
+                self.store,
+                self.settings.cache_entries,
+            )
+
+    def _output(
+        self, spec: StageSpec
+    ) -> tuple[str, ValueSerde, KeySerde | None, Callable[[Row], tuple[object, ...]] | None]:
+        output = spec.output
+        registry = self.settings.registry
+        rekey = (
+            _key_function(spec.rekey.keys, self.settings.udfs) if spec.rekey is not None else None
+        )
+        if isinstance(output, Repartition):
+            columns = _columns(output.schema)
+            topic = internal_topic(self.settings.query_id, output.topic_suffix)
+            return (
+                topic,
+                value_serde(Format.JSON, columns),
+                key_serde(
+                    Format.JSON, [Column(f"k{i}", e.type) for i, (_, e) in enumerate(output.keys)]
+                ),
+                _key_function(output.keys, self.settings.udfs),
+            )
+        if not isinstance(output, Sink):
+            raise ValueError("a stage must end in a repartition or a sink")
+        columns = _columns(output.schema)
+        key_columns: list[Column] = []
+        if spec.stateful is not None and not isinstance(spec.stateful, Distinct):
+            key_columns = [Column(n, e.type) for n, e in spec.stateful.group_keys]
+        elif spec.rekey is not None:
+            key_columns = [Column(f"k{i}", e.type) for i, (_, e) in enumerate(spec.rekey.keys)]
+        key_format = output.key_format
+        if key_format is Format.KAFKA and len(key_columns) > 1:
+            key_format = Format.JSON  # a multi-column key cannot use a primitive serializer
+        encode_key = (
+            key_serde(key_format, key_columns, registry=registry, subject=f"{output.topic}-key")
+            if key_columns
+            else None
+        )
+        return (
+            output.topic,
+            value_serde(
+                output.value_format, columns, registry=registry, subject=f"{output.topic}-value"
+            ),
+            encode_key,
+            rekey,
+        )
+
+    # -- processing ------------------------------------------------------------------------
+
+    def process(self, batch: Sequence[InputRecord], out: list[OutputRecord]) -> None:
+        """Run every record of the batch through the stage, appending what it emits."""
+        counters = self.counters
+        pre = self.pre
+        time_field = self.time_field
+        max_event_time = self.max_event_time
+        for record in batch:
+            counters.records_in += 1
+            try:
+                if not self.spec.is_source_stage and self._duplicate(record):
+                    continue
+                row = self.decode_value.decode(record.value)
+                if row is None:
+                    continue  # a tombstone on a stream carries no row
+                if self.decode_key is not None and record.key is not None:
+                    row.update(self.decode_key.decode(record.key))
+                event_time = row.get(time_field) if time_field else None
+                if not isinstance(event_time, int):
+                    event_time = record.timestamp_ms
+                row[ROWTIME] = event_time
+                partition = record.partition
+                if event_time > max_event_time.get(partition, -(1 << 62)):
+                    max_event_time[partition] = event_time
+                if pre is not None:
+                    row = pre(row)
+                    if row is None:
+                        continue
+                self._stateful(row, record, event_time, out)
+            except (DeserializationError, EvaluationError, SerializationError) as error:
+                self._bad_record(record, error, out)
+            except LateRecord as late:
+                counters.late += 1
+                if self.settings.late_policy is LatePolicy.DEAD_LETTER:
+                    self._dead_letter(record, str(late), out)
+            except (ValueError, TypeError, ArithmeticError) as error:
+                self._bad_record(record, error, out)
+
+    def _stateful(
+        self, row: Row, record: InputRecord, event_time: int, out: list[OutputRecord]
+    ) -> None:
+        if self.window_op is not None:
+            watermark = self.watermark()
+            for emitted in self.window_op.process(row, record.partition, record.offset, watermark):
+                self._emit(emitted, out)
+        elif self.aggregate_op is not None:
+            emitted = self.aggregate_op.process(row, record.partition, record.offset, event_time)
+            self._emit_upsert(emitted, record.partition, out)
+        elif isinstance(self.spec.stateful, Distinct):
+            identity = pickle.dumps(sorted(row.items()), pickle.HIGHEST_PROTOCOL)
+            key = (record.partition, identity)
+            if key in self.distinct_seen or self.backend.get(self.store, self._distinct_key(key)):
+                return
+            self.distinct_seen[key] = True
+            self._distinct_dirty[self._distinct_key(key)] = b"1"
+            self._write(row, record.key, event_time, out, record)
+        else:
+            self._write(row, record.key, event_time, out, record)
+
+    @staticmethod
+    def _distinct_key(key: tuple[int, bytes]) -> bytes:
+        return struct.pack(">i", key[0]) + key[1]
+
+    def _emit(self, emitted: Emitted, out: list[OutputRecord]) -> None:
+        row = emitted.row
+        if row is not None and self.post is not None:
+            row = self.post(row)
+            if row is None:
+                return
+        key = self._window_key(emitted)
+        value = self.encode_value.encode(row) if row is not None else None
+        out.append(OutputRecord(self.output_topic, key, value, emitted.timestamp_ms))
+        self.counters.records_out += 1
+
+    def _emit_upsert(self, emitted: Emitted, partition: int, out: list[OutputRecord]) -> None:
+        """Running aggregates: an upsert per change, a tombstone when HAVING drops a group."""
+        assert self.aggregate_op is not None and emitted.row is not None
+        row = self.post(emitted.row) if self.post is not None else emitted.row
+        visible_before = self.aggregate_op.mark_emitted(partition, emitted.key, row is not None)
+        if row is None and not visible_before:
+            return
+        key = self.encode_key.encode(list(emitted.key)) if self.encode_key is not None else None
+        value = self.encode_value.encode(row) if row is not None else None
+        out.append(OutputRecord(self.output_topic, key, value, emitted.timestamp_ms))
+        self.counters.records_out += 1
+
+    def _window_key(self, emitted: Emitted) -> bytes | None:
+        inner = self.encode_key.encode(list(emitted.key)) if self.encode_key is not None else b""
+        if emitted.window is None:
+            return inner
+        start, end = emitted.window
+        window = (
+            self.spec.stateful.window if isinstance(self.spec.stateful, WindowAggregate) else None
+        )
+        if window is not None and window.kind is WindowKind.SESSION:
+            return (inner or b"") + _WINDOW_BOUNDS.pack(start, end)
+        return (inner or b"") + struct.pack(">q", start)
+
+    def _write(
+        self,
+        row: Row,
+        key: bytes | None,
+        event_time: int,
+        out: list[OutputRecord],
+        record: InputRecord,
+    ) -> None:
+        """Stateless output: to the sink (or re-keyed), or into a repartition topic."""
+        rekey = self.rekey
+        if rekey is not None:
+            values = list(rekey(row))
+            key = self.encode_key.encode(values) if self.encode_key is not None else None
+        headers: list[tuple[str, str | bytes | None]] | None = None
+        if isinstance(self.spec.output, Repartition):
+            # Lets the next stage drop rows re-sent after a restart (effectively once).
+            origin = f"{record.topic}:{record.partition}\x00{record.offset}"
+            headers = [(SOURCE_HEADER, origin.encode())]
+        out.append(
+            OutputRecord(
+                self.output_topic,
+                key,
+                self.encode_value.encode(row),
+                event_time,
+                headers,
+                event_time,
+            )
+        )
+        self.counters.records_out += 1
+
+    # -- repartition de-duplication ---------------------------------------------------------
+
+    def _duplicate(self, record: InputRecord) -> bool:
+        origin = next(
+            (v for k, v in record.headers or () if k == SOURCE_HEADER and v is not None), None
+        )
+        if origin is None:
+            return False
+        text = origin.decode() if isinstance(origin, bytes) else origin
+        source, _, offset_text = text.rpartition("\x00")
+        slot = (record.partition, source)
+        offset = int(offset_text)
+        if self.dedup.get(slot, -1) >= offset:
+            self.counters.duplicates += 1
+            return True
+        self.dedup[slot] = offset
+        self._dedup_dirty = True
+        return False
+
+    def _dedup_prefix(self) -> bytes:
+        return self.store.encode() + b"\x00"
+
+    def _load_dedup(self) -> None:
+        prefix = self._dedup_prefix()
+        for raw, value in self.backend.scan(DEDUP_STORE, prefix, prefix[:-1] + b"\x01"):
+            partition, source = pickle.loads(raw[len(prefix) :])
+            self.dedup[(partition, source)] = struct.unpack(">q", value)[0]
+
+    # -- errors ----------------------------------------------------------------------------
+
+    def _bad_record(self, record: InputRecord, error: Exception, out: list[OutputRecord]) -> None:
+        policy = self.settings.error_policy
+        reason = f"{type(error).__name__}: {error}"
+        if policy is ErrorPolicy.FAIL:
+            raise QueryFailed(
+                f"{reason} at {record.topic}[{record.partition}]@{record.offset}"
+            ) from error
+        if policy is ErrorPolicy.SKIP:
+            self.counters.skipped += 1
+            return
+        self._dead_letter(record, reason, out)
+
+    def _dead_letter(self, record: InputRecord, reason: str, out: list[OutputRecord]) -> None:
+        headers: list[tuple[str, str | bytes | None]] = [
+            (k, v) for k, v in (record.headers or ()) if v is not None
+        ]  # the original headers travel with the dead letter
+        headers += [
+            ("streamhouse.error.reason", reason.encode()),
+            ("streamhouse.error.topic", record.topic.encode()),
+            ("streamhouse.error.partition", str(record.partition).encode()),
+            ("streamhouse.error.offset", str(record.offset).encode()),
+            ("streamhouse.error.query", self.settings.query_id.encode()),
+        ]
+        out.append(
+            OutputRecord(
+                self.settings.dead_letter_topic,
+                record.key,
+                record.value,
+                record.timestamp_ms,
+                headers,
+            )
+        )
+        self.counters.dead_lettered += 1
+
+    # -- time ------------------------------------------------------------------------------
+
+    def watermark(self, now_ms: float | None = None) -> int:
+        """Min over active partitions of (max event time - lateness)."""
+        lateness = self.settings.lateness_ms
+        if not self.max_event_time:
+            return -(1 << 62)
+        active = [
+            t
+            for p, t in self.max_event_time.items()
+            if now_ms is None
+            or now_ms - self.last_seen_ms.get(p, now_ms) < self.settings.idle_timeout_ms
+        ]
+        values = active or list(self.max_event_time.values())
+        return min(values) - lateness
+
+    def mark_seen(self, partitions: Mapping[int, float]) -> None:
+        self.last_seen_ms.update(partitions)
+
+    def advance(
+        self, out: list[OutputRecord], now_ms: float | None = None, final: bool = False
+    ) -> None:
+        """Close windows the watermark has passed (`final`: the input is over, close all)."""
+        if self.window_op is None:
+            return
+        watermark = (1 << 62) if final else self.watermark(now_ms)
+        partitions = set(self.max_event_time) | {key[0] for key in self.window_op.entries}
+        for partition in sorted(partitions):
+            for emitted in self.window_op.close(partition, watermark):
+                self._emit(emitted, out)
+
+    # -- checkpoints -----------------------------------------------------------------------
+
+    def changes(self) -> dict[str, dict[bytes, bytes | None]]:
+        writes: dict[str, dict[bytes, bytes | None]] = {}
+        if self.window_op is not None:
+            writes[self.store] = self.window_op.changes()
+        if self.aggregate_op is not None:
+            writes[self.store] = self.aggregate_op.changes()
+        if self._distinct_dirty:
+            writes[self.store] = dict(self._distinct_dirty)
+            self._distinct_dirty.clear()
+        if self._dedup_dirty:
+            prefix = self._dedup_prefix()
+            writes[DEDUP_STORE] = {
+                prefix + pickle.dumps(slot, pickle.HIGHEST_PROTOCOL): struct.pack(">q", offset)
+                for slot, offset in self.dedup.items()
+            }
+            self._dedup_dirty = False
+        return writes
+
+    @property
+    def late_records(self) -> int:
+        return self.counters.late
+
+    def state_entries(self) -> int:
+        if self.window_op is not None:
+            return self.window_op.entry_count()
+        if self.aggregate_op is not None:
+            return self.aggregate_op.entry_count()
+        return len(self.distinct_seen)

@@ -1,0 +1,361 @@
+"""Stateful operators: windowed and running aggregations, DISTINCT.
+
+Hot state lives in memory between checkpoints; `changes()` hands the dirty entries to the
+state backend once per checkpoint (one write batch with the offsets). State keys start with
+the input partition, so a partition's state can be restored or dropped on its own, and
+windows are keyed by their end time in big-endian order, so closing every window up to the
+watermark is one ordered range scan.
+"""
+
+from __future__ import annotations
+
+import pickle
+import struct
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from streamhouse_runtime.exec.aggregates import Aggregator, aggregator
+from streamhouse_runtime.exec.windows import hopping, tumbling
+from streamhouse_runtime.plan.nodes import Aggregate, WindowAggregate
+from streamhouse_runtime.sql.query import EmitMode, WindowKind, WindowSyntax
+from streamhouse_runtime.state.backend import StateBackend
+
+Row = dict[str, object]
+ValueFunction = Callable[[Row], object]
+
+_PARTITION = struct.Struct(">i")
+_WINDOW = struct.Struct(">qq")  # end, start (end first: range scans close windows in order)
+_TIME_BIAS = 1 << 63  # signed epoch ms -> unsigned order-preserving
+_PICKLE = pickle.HIGHEST_PROTOCOL
+
+
+def _u64(value: int) -> int:
+    return (value + _TIME_BIAS) & 0xFFFFFFFFFFFFFFFF
+
+
+def _window_key(partition: int, end: int, start: int, group: tuple[object, ...]) -> bytes:
+    return (
+        _PARTITION.pack(partition)
+        + struct.pack(">QQ", _u64(end), _u64(start))
+        + pickle.dumps(group, _PICKLE)
+    )
+
+
+def _parse_window_key(key: bytes) -> tuple[int, int, int, tuple[object, ...]]:
+    partition = _PARTITION.unpack_from(key)[0]
+    end, start = struct.unpack_from(">QQ", key, 4)
+    return partition, end - _TIME_BIAS, start - _TIME_BIAS, pickle.loads(key[20:])
+
+
+@dataclass
+class Emitted:
+    """One result row of a stateful operator (None row: a tombstone for the key)."""
+
+    key: tuple[object, ...]
+    row: Row | None
+    timestamp_ms: int
+    window: tuple[int, int] | None = None
+
+
+@dataclass
+class _Entry:
+    accumulators: list[Any]
+    dirty: bool = True
+    emitted: bool = False
+
+
+class WindowAggregateOperator:
+    """Tumbling, hopping and session windows over a keyed stream."""
+
+    def __init__(
+        self,
+        node: WindowAggregate,
+        group_key: Callable[[Row], tuple[object, ...]],
+        arguments: list[ValueFunction | None],
+        time_of: Callable[[Row], int | None],
+        backend: StateBackend,
+        store: str,
+        cache_entries: int = 500_000,
+    ) -> None:
+        self.node = node
+        self.window = node.window
+        self.aggregators: list[Aggregator] = [aggregator(call) for _, call in node.aggregates]
+        self.names = [name for name, _ in node.aggregates]
+        self.key_names = [name for name, _ in node.group_keys]
+        self.group_key = group_key
+        self.arguments = arguments
+        self.time_of = time_of
+        self.backend = backend
+        self.store = store
+        self.cache_entries = cache_entries
+        self.emit_changes = node.emit is EmitMode.CHANGES
+        # (partition, end, start, group) -> entry; insertion order doubles as LRU order.
+        self.entries: dict[tuple[int, int, int, tuple[object, ...]], _Entry] = {}
+        self.deleted: set[tuple[int, int, int, tuple[object, ...]]] = set()
+        self.late_records = 0
+
+    # -- processing ------------------------------------------------------------------------
+
+    def process(self, row: Row, partition: int, offset: int, watermark: int) -> list[Emitted]:
+        """Fold one row into its windows; returns updates when EMIT CHANGES."""
+        timestamp = self.time_of(row)
+        if timestamp is None:
+            raise ValueError("event time is NULL")
+        group = self.group_key(row)
+        values = [argument(row) if argument is not None else None for argument in self.arguments]
+        if self.window.kind is WindowKind.SESSION:
+            return self._session(row, group, values, timestamp, partition, offset, watermark)
+        if self.window.kind is WindowKind.TUMBLING:
+            windows = tumbling(timestamp, self.window.size_ms or 1)
+        else:
+            windows = hopping(timestamp, self.window.size_ms or 1, self.window.slide_ms or 1)
+        emitted: list[Emitted] = []
+        accepted = False
+        for start, end in windows:
+            if end <= watermark:
+                continue  # this window already closed
+            accepted = True
+            entry = self._entry((partition, end, start, group))
+            self._fold(entry, values, offset)
+            if self.emit_changes:
+                emitted.append(self._result(group, start, end, entry))
+        if not accepted:
+            self.late_records += 1
+            raise LateRecord(timestamp, watermark)
+        return emitted
+
+    def _fold(self, entry: _Entry, values: list[object], offset: int) -> None:
+        accumulators = entry.accumulators
+        for index, (function, value) in enumerate(zip(self.aggregators, values, strict=True)):
+            accumulators[index] = function.add(accumulators[index], value, offset)
+        entry.dirty = True
+
+    def _session(
+        self,
+        row: Row,
+        group: tuple[object, ...],
+        values: list[object],
+        timestamp: int,
+        partition: int,
+        offset: int,
+        watermark: int,
+    ) -> list[Emitted]:
+        gap = self.window.gap_ms or 1
+        if timestamp + gap <= watermark:
+            self.late_records += 1
+            raise LateRecord(timestamp, watermark)
+        # Sessions of this key that the record touches: start - gap <= t <= last + gap.
+        touching = [
+            key for key in self._sessions_of(partition, group) if key[2] - gap <= timestamp < key[1]
+        ]
+        start, last = timestamp, timestamp
+        merged = _Entry([function.initialize() for function in self.aggregators])
+        emitted: list[Emitted] = []
+        for key in touching:
+            entry = self._entry(key)
+            start = min(start, key[2])
+            last = max(last, key[1] - gap)
+            merged.accumulators = [
+                function.merge(a, b)
+                for function, a, b in zip(
+                    self.aggregators, merged.accumulators, entry.accumulators, strict=True
+                )
+            ]
+            merged.emitted = merged.emitted or entry.emitted
+            self._delete(key)
+            if self.emit_changes and entry.emitted:
+                emitted.append(Emitted(group, None, key[1], (key[2], self._session_end(key))))
+        self._fold(merged, values, offset)
+        key = (partition, last + gap, start, group)
+        self.entries[key] = merged
+        self.deleted.discard(key)
+        if self.emit_changes:
+            emitted.append(self._result(group, start, last + gap, merged))
+        return emitted
+
+    def _session_end(self, key: tuple[int, int, int, tuple[object, ...]]) -> int:
+        return key[1]
+
+    def _sessions_of(
+        self, partition: int, group: tuple[object, ...]
+    ) -> list[tuple[int, int, int, tuple[object, ...]]]:
+        found = {k for k in self.entries if k[0] == partition and k[3] == group}
+        prefix = _PARTITION.pack(partition)
+        for raw, _ in self.backend.scan(self.store, prefix, _PARTITION.pack(partition + 1)):
+            key = _parse_window_key(raw)
+            if key[3] == group and key not in self.deleted:
+                found.add(key)
+        return sorted(found)
+
+    def _entry(self, key: tuple[int, int, int, tuple[object, ...]]) -> _Entry:
+        entry = self.entries.get(key)
+        if entry is None:
+            stored = (
+                None if key in self.deleted else self.backend.get(self.store, _window_key(*key))
+            )
+            if stored is not None:
+                accumulators, emitted = pickle.loads(stored)
+                entry = _Entry(accumulators, dirty=False, emitted=emitted)
+            else:
+                entry = _Entry([function.initialize() for function in self.aggregators])
+            self.entries[key] = entry
+            self.deleted.discard(key)
+            if len(self.entries) > self.cache_entries:
+                self._evict()
+        return entry
+
+    def _evict(self) -> None:
+        """Drop the oldest clean entries; dirty ones stay until the next checkpoint."""
+        for key in list(self.entries)[: max(1, len(self.entries) // 10)]:
+            if not self.entries[key].dirty:
+                del self.entries[key]
+
+    def _delete(self, key: tuple[int, int, int, tuple[object, ...]]) -> None:
+        self.entries.pop(key, None)
+        self.deleted.add(key)
+
+    def _result(self, group: tuple[object, ...], start: int, end: int, entry: _Entry) -> Emitted:
+        entry.emitted = True
+        row: Row = dict(zip(self.key_names, group, strict=True))
+        for name, function, accumulator in zip(
+            self.names, self.aggregators, entry.accumulators, strict=True
+        ):
+            row[name] = function.result(accumulator)
+        reported_end = end
+        if self.window.kind is WindowKind.SESSION and self.window.syntax is WindowSyntax.KSQL:
+            reported_end = end - (self.window.gap_ms or 0)  # ksqlDB: the last event's time
+        row["window_start"] = start
+        row["window_end"] = reported_end
+        return Emitted(group, row, max(start, reported_end - 1), (start, reported_end))
+
+    # -- time ------------------------------------------------------------------------------
+
+    def close(self, partition: int, watermark: int) -> list[Emitted]:
+        """Close every window of `partition` whose end is at or before the watermark."""
+        closing: dict[tuple[int, int, int, tuple[object, ...]], _Entry] = {}
+        prefix = _PARTITION.pack(partition)
+        upper = prefix + struct.pack(">Q", _u64(watermark + 1))
+        for raw, value in self.backend.scan(self.store, prefix, upper):
+            key = _parse_window_key(raw)
+            if key in self.deleted or key in self.entries:
+                continue
+            accumulators, emitted = pickle.loads(value)
+            closing[key] = _Entry(accumulators, dirty=False, emitted=emitted)
+        for key, entry in self.entries.items():
+            if key[0] == partition and key[1] <= watermark:
+                closing[key] = entry
+        results: list[Emitted] = []
+        for key in sorted(closing, key=lambda k: (k[1], k[2])):
+            entry = closing[key]
+            if not self.emit_changes:
+                results.append(self._result(key[3], key[2], key[1], entry))
+            self._delete(key)
+        return results
+
+    # -- checkpoints -----------------------------------------------------------------------
+
+    def changes(self) -> dict[bytes, bytes | None]:
+        """Dirty entries and deletions since the last call, as backend writes."""
+        writes: dict[bytes, bytes | None] = {_window_key(*key): None for key in self.deleted}
+        for key, entry in self.entries.items():
+            if entry.dirty:
+                writes[_window_key(*key)] = pickle.dumps(
+                    (entry.accumulators, entry.emitted), _PICKLE
+                )
+                entry.dirty = False
+        self.deleted.clear()
+        return writes
+
+    def entry_count(self) -> int:
+        return len(self.entries)
+
+
+class AggregateOperator:
+    """GROUP BY without a window: a running aggregate per key, emitted as upserts."""
+
+    def __init__(
+        self,
+        node: Aggregate,
+        group_key: Callable[[Row], tuple[object, ...]],
+        arguments: list[ValueFunction | None],
+        backend: StateBackend,
+        store: str,
+        cache_entries: int = 500_000,
+    ) -> None:
+        self.node = node
+        self.aggregators = [aggregator(call) for _, call in node.aggregates]
+        self.names = [name for name, _ in node.aggregates]
+        self.key_names = [name for name, _ in node.group_keys]
+        self.group_key = group_key
+        self.arguments = arguments
+        self.backend = backend
+        self.store = store
+        self.cache_entries = cache_entries
+        self.entries: dict[tuple[int, tuple[object, ...]], _Entry] = {}
+
+    @staticmethod
+    def _key(partition: int, group: tuple[object, ...]) -> bytes:
+        return _PARTITION.pack(partition) + pickle.dumps(group, _PICKLE)
+
+    def process(self, row: Row, partition: int, offset: int, timestamp_ms: int) -> Emitted:
+        group = self.group_key(row)
+        key = (partition, group)
+        entry = self.entries.get(key)
+        if entry is None:
+            stored = self.backend.get(self.store, self._key(partition, group))
+            if stored is not None:
+                accumulators, emitted = pickle.loads(stored)
+                entry = _Entry(accumulators, dirty=False, emitted=emitted)
+            else:
+                entry = _Entry([function.initialize() for function in self.aggregators])
+            self.entries[key] = entry
+            if len(self.entries) > self.cache_entries:
+                for old in list(self.entries)[: max(1, len(self.entries) // 10)]:
+                    if not self.entries[old].dirty:
+                        del self.entries[old]
+        accumulators = entry.accumulators
+        for index, function in enumerate(self.aggregators):
+            argument = self.arguments[index]
+            value = argument(row) if argument is not None else None
+            accumulators[index] = function.add(accumulators[index], value, offset)
+        entry.dirty = True
+        result: Row = dict(zip(self.key_names, group, strict=True))
+        for name, function, accumulator in zip(
+            self.names, self.aggregators, accumulators, strict=True
+        ):
+            result[name] = function.result(accumulator)
+        return Emitted(group, result, timestamp_ms)
+
+    def mark_emitted(self, partition: int, group: tuple[object, ...], emitted: bool) -> bool:
+        """Record whether the group's current row is visible downstream; returns the old flag."""
+        entry = self.entries[(partition, group)]
+        before = entry.emitted
+        if before != emitted:
+            entry.emitted = emitted
+            entry.dirty = True
+        return before
+
+    def changes(self) -> dict[bytes, bytes | None]:
+        writes: dict[bytes, bytes | None] = {}
+        for (partition, group), entry in self.entries.items():
+            if entry.dirty:
+                writes[self._key(partition, group)] = pickle.dumps(
+                    (entry.accumulators, entry.emitted), _PICKLE
+                )
+                entry.dirty = False
+        return writes
+
+    def entry_count(self) -> int:
+        return len(self.entries)
+
+
+class LateRecord(Exception):
+    """A record whose every window already closed."""
+
+    def __init__(self, timestamp_ms: int, watermark_ms: int) -> None:
+        super().__init__(
+            f"late record: event time {timestamp_ms} is behind the watermark {watermark_ms}"
+        )
+        self.timestamp_ms = timestamp_ms
+        self.watermark_ms = watermark_ms

@@ -1,0 +1,1 @@
+"""The offline runner behind `streamhouse test`."""

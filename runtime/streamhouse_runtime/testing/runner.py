@@ -1,0 +1,304 @@
+"""`streamhouse test`: run statements over in-memory topics and compare with expected outputs.
+
+Files follow ksqlDB's test-runner format: `{"inputs": [{"topic", "key", "value", "timestamp"}]}`
+and `{"outputs": [...]}` with an optional `"window": {"start", "end"}`. The same stage
+executors as the pods run, with the in-memory state backend. At the end of the input the run
+behaves like a bounded source: the watermark advances to the end and every open window closes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import difflib
+import json
+import struct
+import sys
+from collections import defaultdict
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from streamhouse_runtime.exec.pipeline import (
+    ErrorPolicy,
+    InputRecord,
+    OutputRecord,
+    StageExecutor,
+    StageSettings,
+)
+from streamhouse_runtime.exec.topology import NotExecutable, split_stages
+from streamhouse_runtime.io.serde import key_serde, value_serde
+from streamhouse_runtime.plan.nodes import Sink, WindowAggregate
+from streamhouse_runtime.plan.planner import plan_statement
+from streamhouse_runtime.program import load_udfs
+from streamhouse_runtime.sql.analyzer import analyze
+from streamhouse_runtime.sql.catalog import Column, Format, Source
+from streamhouse_runtime.sql.errors import SqlValidationError
+from streamhouse_runtime.sql.query import AnalyzedStatement, Program, WindowKind
+from streamhouse_runtime.state.backend import MemoryStateBackend
+
+DEAD_LETTER_TOPIC = "streamhouse-test-dlq"
+
+
+@dataclass
+class TopicRecord:
+    key: bytes | None
+    value: bytes | None
+    timestamp_ms: int
+    headers: list[tuple[str, str | bytes | None]] | None = None
+
+
+def _json_default(value: object) -> object:
+    if isinstance(value, Decimal):
+        return float(value) if value != value.to_integral_value() else int(value)
+    if isinstance(value, bytes):
+        return value.decode("utf-8", errors="replace")
+    if isinstance(value, set | frozenset):
+        return sorted(value)
+    raise TypeError(f"cannot show {type(value).__name__} as JSON")
+
+
+def _normalize(value: Any) -> Any:
+    """Numbers compare by value (1 == 1.0 == Decimal('1.00')), containers recursively."""
+    if isinstance(value, bool) or value is None or isinstance(value, str):
+        return value
+    if isinstance(value, int | float | Decimal):
+        number = Decimal(str(value))
+        return number.normalize() if number != 0 else Decimal(0)
+    if isinstance(value, dict):
+        return {str(k): _normalize(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_normalize(v) for v in value]
+    return value
+
+
+class OfflineRun:
+    """Executes every persistent query of a program, in order, over in-memory topics."""
+
+    def __init__(self, program: Program) -> None:
+        self.program = program
+        self.topics: dict[str, list[TopicRecord]] = defaultdict(list)
+        self.udfs = load_udfs(program)
+
+    def source_for_topic(self, topic: str) -> Source | None:
+        return next((s for s in self.program.catalog.sources.values() if s.topic == topic), None)
+
+    def feed(self, inputs: list[dict[str, Any]]) -> None:
+        for position, item in enumerate(inputs):
+            topic = item["topic"]
+            source = self.source_for_topic(topic)
+            if source is None:
+                raise ValueError(f"input {position}: no stream or table reads topic {topic!r}")
+            value = item.get("value")
+            key = item.get("key")
+            self.topics[topic].append(
+                TopicRecord(
+                    self._encode_key(source, key),
+                    self._encode_value(source, value),
+                    int(item.get("timestamp", 0)),
+                )
+            )
+
+    @staticmethod
+    def _encode_value(source: Source, value: Any) -> bytes | None:
+        if value is None:
+            return None
+        if isinstance(value, str) and source.value_format is not Format.JSON:
+            return value.encode()
+        columns = [c for c in source.columns if not (c.key and source.value_format is Format.KAFKA)]
+        if source.value_format is Format.JSON:
+            return json.dumps(value, default=_json_default).encode()
+        row = value if isinstance(value, dict) else {columns[0].name: value}
+        return value_serde(source.value_format, columns).encode(row)
+
+    @staticmethod
+    def _encode_key(source: Source, key: Any) -> bytes | None:
+        if key is None:
+            return None
+        key_columns = [c for c in source.columns if c.key]
+        if not key_columns:
+            return str(key).encode() if not isinstance(key, bytes) else key
+        values = [key[c.name] for c in key_columns] if isinstance(key, dict) else [key]
+        return key_serde(source.key_format, key_columns).encode(values)
+
+    def run(self) -> list[str]:
+        """Run each persistent query; returns notes for the user (e.g. windows closed)."""
+        notes: list[str] = []
+        for number, statement in enumerate(self.program.persistent_queries):
+            plan = plan_statement(statement)
+            assert isinstance(plan, Sink)
+            stages = split_stages(plan)
+            settings = StageSettings(
+                query_id=f"test-{number}",
+                dead_letter_topic=DEAD_LETTER_TOPIC,
+                error_policy=ErrorPolicy.DEAD_LETTER,
+                udfs=self.udfs,
+            )
+            backend = MemoryStateBackend()
+            for spec in stages:
+                executor = StageExecutor(spec, settings, backend, 1)
+                records = [
+                    InputRecord(
+                        executor.input_topic,
+                        0,
+                        offset,
+                        record.timestamp_ms,
+                        record.key,
+                        record.value,
+                        record.headers,
+                    )
+                    for offset, record in enumerate(self.topics.get(executor.input_topic, []))
+                ]
+                out: list[OutputRecord] = []
+                executor.process(records, out)
+                if executor.window_op is not None:
+                    before = len(out)
+                    executor.advance(out, final=True)
+                    if len(out) > before:
+                        notes.append(
+                            f"{statement.name}: end of input closed {len(out) - before} open "
+                            "window(s) (bounded source)"
+                        )
+                for record in out:
+                    self.topics[record.topic].append(
+                        TopicRecord(record.key, record.value, record.timestamp_ms, record.headers)
+                    )
+        return notes
+
+    def outputs(self) -> list[dict[str, Any]]:
+        """Every record the queries produced, in the test-file format."""
+        produced: list[dict[str, Any]] = []
+        for statement in self.program.persistent_queries:
+            sink = statement.sink
+            assert sink is not None and statement.query is not None
+            for record in self.topics.get(sink.topic, []):
+                produced.append(self._describe(statement, sink, record))
+        for record in self.topics.get(DEAD_LETTER_TOPIC, []):
+            raw = dict(record.headers or []).get("streamhouse.error.reason")
+            reason = raw.decode() if isinstance(raw, bytes) else str(raw or "")
+            produced.append(
+                {
+                    "topic": DEAD_LETTER_TOPIC,
+                    "key": record.key.decode(errors="replace") if record.key else None,
+                    "value": record.value.decode(errors="replace") if record.value else None,
+                    "timestamp": record.timestamp_ms,
+                    "reason": reason,
+                }
+            )
+        return produced
+
+    def _describe(
+        self, statement: AnalyzedStatement, sink: Source, record: TopicRecord
+    ) -> dict[str, Any]:
+        plan = plan_statement(statement)
+        stages = split_stages(plan)  # type: ignore[arg-type]
+        stateful = stages[-1].stateful
+        key_bytes = record.key
+        window: dict[str, int] | None = None
+        if isinstance(stateful, WindowAggregate) and key_bytes is not None:
+            if stateful.window.kind is WindowKind.SESSION:
+                start, end = struct.unpack(">qq", key_bytes[-16:])
+                key_bytes = key_bytes[:-16]
+            else:
+                (start,) = struct.unpack(">q", key_bytes[-8:])
+                key_bytes = key_bytes[:-8]
+                end = start + (stateful.window.size_ms or 0)
+            window = {"start": start, "end": end}
+        key: Any = None
+        key_columns = [c for c in sink.columns if c.key]
+        if key_bytes:
+            if stateful is not None and hasattr(stateful, "group_keys"):
+                columns = [Column(n, e.type) for n, e in stateful.group_keys]
+            else:
+                columns = key_columns or [Column("key", sink.columns[0].type)]
+            fmt = sink.key_format if len(columns) == 1 else Format.JSON
+            try:
+                decoded = key_serde(fmt, columns).decode(key_bytes)
+                key = next(iter(decoded.values())) if len(decoded) == 1 else decoded
+            except Exception:  # an undecodable key is still shown, as text
+                key = key_bytes.decode(errors="replace")
+        value = None
+        if record.value is not None:
+            value = value_serde(sink.value_format, list(sink.columns)).decode(record.value)
+        described: dict[str, Any] = {
+            "topic": sink.topic,
+            "key": key,
+            "value": value,
+            "timestamp": record.timestamp_ms,
+        }
+        if window is not None:
+            described["window"] = window
+        return described
+
+
+def compare(expected: list[dict[str, Any]], actual: list[dict[str, Any]]) -> list[str]:
+    """A unified diff of the records (empty when they match); only fields the expected
+    record names are compared, so `timestamp` and `window` may be left out."""
+    shown_actual = []
+    for position, record in enumerate(actual):
+        template = expected[position] if position < len(expected) else record
+        shown_actual.append({k: record.get(k) for k in template if k in record or k in template})
+    left = [json.dumps(_jsonable(_normalize(r)), sort_keys=True) for r in expected]
+    right = [json.dumps(_jsonable(_normalize(r)), sort_keys=True) for r in shown_actual]
+    if left == right:
+        return []
+    return list(difflib.unified_diff(left, right, "expected", "actual", lineterm="", n=2))
+
+
+def _jsonable(value: Any) -> Any:
+    """Normalized values back to readable JSON: integral numbers as ints, others exact."""
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(format(value, "f"))
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_jsonable(v) for v in value]
+    return value
+
+
+def read_statements(path: Path) -> str:
+    """SQL from a .sql file, or spec.sql of a StreamQuery manifest (.yaml/.yml)."""
+    text = path.read_text()
+    if path.suffix in (".yaml", ".yml"):
+        import yaml
+
+        manifest = yaml.safe_load(text)
+        return str(manifest["spec"]["sql"])
+    return text
+
+
+def run_test(args: argparse.Namespace) -> int:
+    """Entry point of `streamhouse test`."""
+    try:
+        program = analyze(read_statements(Path(args.statements)))
+        if not program.persistent_queries:
+            print(f"{args.statements}: no persistent query to test", file=sys.stderr)
+            return 1
+        run = OfflineRun(program)
+        run.feed(json.loads(Path(args.input).read_text()).get("inputs", []))
+        notes = run.run()
+    except SqlValidationError as invalid:
+        for error in invalid.errors:
+            print(error.render(args.statements), file=sys.stderr)
+        return 1
+    except (NotExecutable, ValueError, KeyError) as error:
+        print(f"streamhouse test: {error}", file=sys.stderr)
+        return 1
+    for note in notes:
+        print(f"note: {note}")
+    actual = run.outputs()
+    if args.record:
+        Path(args.record).write_text(
+            json.dumps({"outputs": actual}, indent=2, default=_json_default) + "\n"
+        )
+        print(f"recorded {len(actual)} output record(s) to {args.record}")
+    if args.output is None:
+        return 0
+    expected = json.loads(Path(args.output).read_text(), parse_float=Decimal).get("outputs", [])
+    diff = compare(expected, actual)
+    if diff:
+        print(f"FAILED: outputs differ from {args.output}")
+        print("\n".join(diff))
+        return 1
+    print(f"PASSED: {len(actual)} output record(s) match {args.output}")
+    return 0

@@ -1,0 +1,70 @@
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+
+from streamhouse_runtime.exec.aggregates import aggregator
+from streamhouse_runtime.exec.windows import hopping, tumbling
+from streamhouse_runtime.sql import bound
+from streamhouse_runtime.sql import types as t
+
+pytestmark = pytest.mark.unit
+
+
+def test_tumbling_windows_are_epoch_aligned_and_half_open() -> None:
+    assert tumbling(0, 300_000) == [(0, 300_000)]
+    assert tumbling(299_999, 300_000) == [(0, 300_000)]
+    assert tumbling(300_000, 300_000) == [(300_000, 600_000)]
+
+
+def test_hopping_windows_cover_every_window_holding_the_time() -> None:
+    assert hopping(125_000, 600_000, 60_000) == [
+        (start, start + 600_000) for start in range(-420_000, 120_001, 60_000)
+    ]
+    assert len(hopping(10_000_000, 600_000, 60_000)) == 10
+    assert all(s <= 10_000_000 < e for s, e in hopping(10_000_000, 600_000, 60_000))
+
+
+def _run(
+    function: str, values: list[object], sql_type: t.SqlType, distinct: bool = False
+) -> object:
+    call = bound.AggregateCall(sql_type, function, (bound.ColumnRef(sql_type, "x"),), distinct)
+    implementation = aggregator(call)
+    accumulator = implementation.initialize()
+    for offset, value in enumerate(values):
+        accumulator = implementation.add(accumulator, value, offset)
+    return implementation.result(accumulator)
+
+
+def test_sql_aggregates_ignore_nulls() -> None:
+    decimal = t.decimal(38, 2)
+    assert _run("SUM", [Decimal("1.10"), None, Decimal("2.205")], decimal) == Decimal("3.31")
+    assert _run("SUM", [None, None], decimal) is None
+    assert _run("AVG", [1, 2, None, 4], t.DOUBLE) == pytest.approx(7 / 3)
+    assert _run("AVG", [Decimal("1"), Decimal("2")], t.decimal(38, 6)) == Decimal("1.500000")
+    assert _run("MIN", [3, None, 1, 2], t.INTEGER) == 1
+    assert _run("MAX", ["a", "c", "b"], t.VARCHAR) == "c"
+    assert _run("COUNT", [1, None, 3], t.BIGINT) == 2
+    assert _run("COUNT", [1, 1, 2, None], t.BIGINT, distinct=True) == 2
+    assert _run("COLLECT_LIST", ["a", None, "a"], t.array(t.VARCHAR)) == ["a", "a"]
+    assert _run("COLLECT_SET", ["b", "a", "b"], t.array(t.VARCHAR)) == ["b", "a"]
+    assert _run("EARLIEST_BY_OFFSET", [None, "x", "y"], t.VARCHAR) == "x"
+    assert _run("LATEST_BY_OFFSET", ["x", "y", None], t.VARCHAR) == "y"
+
+
+def test_count_star_counts_rows() -> None:
+    call = bound.AggregateCall(t.BIGINT, "COUNT", ())
+    implementation = aggregator(call)
+    accumulator = implementation.initialize()
+    for offset in range(5):
+        accumulator = implementation.add(accumulator, None, offset)
+    assert implementation.result(accumulator) == 5
+
+
+def test_merging_session_accumulators() -> None:
+    call = bound.AggregateCall(t.DOUBLE, "AVG", (bound.ColumnRef(t.DOUBLE, "x"),))
+    implementation = aggregator(call)
+    a = implementation.add(implementation.initialize(), 1.0, 0)
+    b = implementation.add(implementation.add(implementation.initialize(), 2.0, 1), 6.0, 2)
+    assert implementation.result(implementation.merge(a, b)) == 3.0
