@@ -9,7 +9,9 @@ from __future__ import annotations
 from typing import Any
 
 import yaml
+from pydantic import BaseModel
 
+from streamhouse_operator.models import status as status_model
 from streamhouse_operator.models import streamquery as model
 
 # JSON-schema keywords a structural OpenAPI v3 schema of a CRD accepts as they are.
@@ -29,6 +31,7 @@ _KEPT = {
     "default",
     "minItems",
     "maxItems",
+    "maxProperties",
     "additionalProperties",
 }
 
@@ -52,7 +55,9 @@ def _structural(schema: dict[str, Any], defs: dict[str, Any]) -> dict[str, Any]:
         return single
     result: dict[str, Any] = {}
     for key, value in schema.items():
-        if key not in _KEPT or (key == "default" and value is None):
+        # x-kubernetes-* extensions (CEL rules, list types) come from json_schema_extra.
+        extension = key.startswith("x-kubernetes-")
+        if (key not in _KEPT and not extension) or (key == "default" and value is None):
             continue
         if key == "additionalProperties" and isinstance(value, bool):
             continue  # structural schemas forbid a boolean here; the API server prunes anyway
@@ -67,9 +72,34 @@ def _structural(schema: dict[str, Any], defs: dict[str, Any]) -> dict[str, Any]:
     return result
 
 
-def spec_schema() -> dict[str, Any]:
-    schema = model.StreamQuerySpec.model_json_schema(by_alias=True)
+def _model_schema(model_class: type[BaseModel]) -> dict[str, Any]:
+    schema = model_class.model_json_schema(by_alias=True)
     return _structural(schema, schema.get("$defs", {}))
+
+
+def spec_schema() -> dict[str, Any]:
+    """The structural OpenAPI schema of `.spec`."""
+    return _model_schema(model.StreamQuerySpec)
+
+
+def status_schema() -> dict[str, Any]:
+    """The structural OpenAPI schema of `.status`."""
+    schema = _model_schema(status_model.StreamQueryStatus)
+    # kopf keeps handler progress (retries, delays) under status.kopf by default; a pruned
+    # subtree would make it lose track of them. Handler return values, which kopf writes to
+    # status.<handler id>, are still pruned: handlers should patch status explicitly.
+    schema["properties"]["kopf"] = {"type": "object", "x-kubernetes-preserve-unknown-fields": True}
+    return schema
+
+
+PRINTER_COLUMNS: list[dict[str, Any]] = [
+    {"name": "State", "type": "string", "jsonPath": ".status.lifecycleState"},
+    {"name": "Parallelism", "type": "integer", "jsonPath": ".spec.parallelism"},
+    {"name": "Ready", "type": "integer", "jsonPath": ".status.readyReplicas"},
+    {"name": "Lag", "type": "integer", "jsonPath": ".status.lag"},
+    {"name": "Input/s", "type": "number", "jsonPath": ".status.inputRate"},
+    {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
+]
 
 
 def custom_resource_definition() -> dict[str, Any]:
@@ -96,28 +126,23 @@ def custom_resource_definition() -> dict[str, Any]:
                     "storage": True,
                     "subresources": {
                         "status": {},
+                        # `kubectl scale sq/x --replicas=3` and HPAs set spec.parallelism.
                         "scale": {
                             "specReplicasPath": ".spec.parallelism",
                             "statusReplicasPath": ".status.replicas",
+                            "labelSelectorPath": ".status.selector",
                         },
                     },
-                    "additionalPrinterColumns": [
-                        {"name": "State", "type": "string", "jsonPath": ".status.lifecycleState"},
-                        {"name": "Parallelism", "type": "integer", "jsonPath": ".spec.parallelism"},
-                        {"name": "Ready", "type": "integer", "jsonPath": ".status.readyReplicas"},
-                        {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
-                    ],
+                    "additionalPrinterColumns": PRINTER_COLUMNS,
                     "schema": {
                         "openAPIV3Schema": {
                             "type": "object",
                             "required": ["spec"],
                             "properties": {
                                 "spec": spec_schema(),
-                                "status": {
-                                    "type": "object",
-                                    "x-kubernetes-preserve-unknown-fields": True,
-                                },
+                                "status": status_schema(),
                             },
+                            "x-kubernetes-validations": [model.NAME_RULE],
                         }
                     },
                 }
@@ -127,5 +152,6 @@ def custom_resource_definition() -> dict[str, Any]:
 
 
 def render() -> str:
+    """The CRD as the YAML committed under crds/."""
     header = "# Generated from streamhouse_operator.models by `streamhouse crd`. Do not edit.\n"
     return header + yaml.safe_dump(custom_resource_definition(), sort_keys=False)
