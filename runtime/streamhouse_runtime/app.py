@@ -31,7 +31,6 @@ from types import FrameType
 from confluent_kafka import (
     OFFSET_BEGINNING,
     Consumer,
-    KafkaError,
     KafkaException,
     Message,
     Producer,
@@ -42,9 +41,8 @@ from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-def
 from streamhouse_runtime.config import RuntimeConfig
 from streamhouse_runtime.exec.pipeline import (
     ErrorPolicy,
-    InputRecord,
+    Headers,
     LatePolicy,
-    OutputRecord,
     QueryFailed,
     StageExecutor,
     StageSettings,
@@ -65,6 +63,7 @@ from streamhouse_runtime.state.backend import RocksdbStateBackend
 log = logging.getLogger(__name__)
 
 LATENCY_SAMPLE = 16  # observe one output in 16: a histogram observation costs ~1 µs
+PURGE_INTERVAL_S = 30.0
 
 
 class QueryRuntime:
@@ -104,7 +103,14 @@ class QueryRuntime:
             registry=registry,
             udfs=load_udfs(self.program, config.udf_path),
         )
+        self.admin = AdminClient(self.kafka)
         self.partitions = self._prepare_topics()
+        self.internal_topics = {
+            internal_topic(self.query_id, spec.output.topic_suffix)
+            for spec in self.stages
+            if isinstance(spec.output, Repartition)
+        }
+        self.next_purge = 0.0
         self.executors: dict[str, StageExecutor] = {}
         for spec in self.stages:
             executor = StageExecutor(
@@ -114,8 +120,7 @@ class QueryRuntime:
         self.positions: dict[tuple[str, int], int] = dict(self.backend.offsets())
         self.consumer: Consumer | None = None
         self.producer: Producer | None = None
-        self.delivery_errors: list[str] = []
-        self.sample = 0
+        self.sink: ProducerSink
 
     # -- set-up ----------------------------------------------------------------------------
 
@@ -126,7 +131,7 @@ class QueryRuntime:
 
     def _prepare_topics(self) -> dict[str, int]:
         """Partition counts of every input; creates missing output and internal topics."""
-        admin = AdminClient(self.kafka)
+        admin = self.admin
         source = self.stages[0].input
         assert isinstance(source, Source)
         metadata = admin.list_topics(timeout=30)
@@ -137,7 +142,9 @@ class QueryRuntime:
         for spec in self.stages:
             if isinstance(spec.output, Repartition):
                 name = internal_topic(self.query_id, spec.output.topic_suffix)
-                wanted[name] = (partitions, {})
+                # Records keep their event time as timestamp, which may be old: only our own
+                # purge after each checkpoint may delete them, never time retention.
+                wanted[name] = (partitions, {"retention.ms": "-1"})
         output_partitions = self.plan.partitions or partitions
         compacted = (
             {"cleanup.policy": "compact"}
@@ -199,6 +206,7 @@ class QueryRuntime:
                 "batch.num.messages": 10_000,
                 "queue.buffering.max.messages": 500_000,
                 "compression.type": "lz4",
+                "delivery.report.only.error": True,  # no Python callback per record
                 **self.config.producer_config,
             }
         )
@@ -213,6 +221,7 @@ class QueryRuntime:
         signal.signal(signal.SIGTERM, self._stop)
         signal.signal(signal.SIGINT, self._stop)
         self.consumer, self.producer = self._clients()
+        self.sink = ProducerSink(self.producer, self.metrics)
         assignment = self._assignment()
         self.consumer.assign(assignment)
         self.backend.commit({}, {}, {"plan": self.fingerprint.encode()})
@@ -260,91 +269,39 @@ class QueryRuntime:
         self.checkpoint()
 
     def _process(self, messages: list[Message]) -> None:
-        batches: dict[str, list[InputRecord]] = defaultdict(list)
-        seen: dict[str, dict[int, float]] = defaultdict(dict)
-        now = time.time() * 1000
+        if len(self.executors) == 1:
+            executor = next(iter(self.executors.values()))
+            executor.process(messages, self.sink)
+            self.metrics.records_in.labels(executor.input_topic).inc(len(messages))
+            return
+        by_topic: dict[str | None, list[Message]] = defaultdict(list)
         for message in messages:
-            error = message.error()
-            if error is not None:
-                if error.code() != KafkaError._PARTITION_EOF:
-                    log.warning("consumer error: %s", error)
-                continue
-            topic = message.topic()
-            partition = message.partition()
-            offset = message.offset()
-            if topic is None or partition is None or offset is None:
-                continue
-            headers = message.headers()
-            batches[topic].append(
-                InputRecord(
-                    topic,
-                    partition,
-                    offset,
-                    message.timestamp()[1],
-                    message.key(),
-                    message.value(),
-                    list(headers.items()) if isinstance(headers, dict) else headers,
-                )
-            )
-            self.positions[(topic, partition)] = offset + 1
-            seen[topic][partition] = now
-        out: list[OutputRecord] = []
-        for topic, records in batches.items():
-            executor = self.executors[topic]
-            executor.mark_seen(seen[topic])
-            executor.process(records, out)
-            self.metrics.records_in.labels(topic).inc(len(records))
-        self._produce(out)
-
-    def _produce(self, out: list[OutputRecord]) -> None:
-        assert self.producer is not None
-        producer = self.producer
-        now = time.time() * 1000
-        counts: dict[str, int] = defaultdict(int)
-        for record in out:
-            while True:
-                try:
-                    producer.produce(
-                        record.topic,
-                        record.value,
-                        record.key,
-                        timestamp=record.timestamp_ms,
-                        headers=record.headers,
-                        on_delivery=self._delivered,
-                    )
-                    break
-                except BufferError:
-                    producer.poll(0.05)  # the local queue is full: let deliveries drain
-            counts[record.topic] += 1
-            if record.event_time_ms is not None:
-                self.sample += 1
-                if self.sample % LATENCY_SAMPLE == 0:
-                    self.metrics.latency.observe(max(0.0, (now - record.event_time_ms) / 1000))
-        for topic, count in counts.items():
-            self.metrics.records_out.labels(topic).inc(count)
-
-    def _delivered(self, error: object, message: object) -> None:
-        if error is not None:
-            self.delivery_errors.append(str(error))
+            by_topic[message.topic()].append(message)
+        for topic, batch in by_topic.items():
+            stage = self.executors.get(topic or "")
+            if stage is not None:
+                stage.process(batch, self.sink)
+                self.metrics.records_in.labels(topic).inc(len(batch))
 
     def checkpoint(self) -> None:
         """Flush outputs, then commit state and offsets in one batch."""
         assert self.producer is not None and self.consumer is not None
         started = time.perf_counter()
         now = time.time() * 1000
-        out: list[OutputRecord] = []
         for executor in self.executors.values():
-            executor.advance(out, now)
-        self._produce(out)
+            executor.advance(self.sink, now)
+        self.sink.publish_counts()
         remaining = self.producer.flush(30)
-        if remaining or self.delivery_errors:
-            errors = "; ".join(self.delivery_errors[:3])
-            self.delivery_errors.clear()
+        if remaining or self.sink.delivery_errors:
+            errors = "; ".join(self.sink.delivery_errors[:3])
+            self.sink.delivery_errors.clear()
             # Not committing keeps the input to be processed again: at-least-once.
             raise RuntimeError(f"{remaining} outputs undelivered: {errors}")
         changes: dict[str, dict[bytes, bytes | None]] = {}
-        for executor in self.executors.values():
+        for topic, executor in self.executors.items():
             changes.update(executor.changes())
+            for partition, offset in executor.positions.items():
+                self.positions[(topic, partition)] = offset
         offsets = dict(self.positions)
         self.backend.commit(changes, offsets)
         if offsets:
@@ -352,8 +309,23 @@ class QueryRuntime:
                 offsets=[TopicPartition(t, p, o) for (t, p), o in offsets.items()],
                 asynchronous=True,
             )
+            self._purge_internal(offsets)
         self.metrics.checkpoint_duration.observe(time.perf_counter() - started)
         self._refresh_gauges(offsets)
+
+    def _purge_internal(self, offsets: Mapping[tuple[str, int], int]) -> None:
+        """Delete repartition records every owner has checkpointed past (like Kafka Streams)."""
+        now = time.monotonic()
+        if now < self.next_purge:
+            return
+        self.next_purge = now + PURGE_INTERVAL_S
+        internal = [
+            TopicPartition(topic, partition, offset)
+            for (topic, partition), offset in offsets.items()
+            if topic in self.internal_topics and offset > 0
+        ]
+        if internal:
+            self.admin.delete_records(internal, request_timeout=10)
 
     def _refresh_gauges(self, offsets: Mapping[tuple[str, int], int]) -> None:
         assert self.consumer is not None
@@ -389,6 +361,55 @@ class QueryRuntime:
         if self.producer is not None:
             self.producer.flush(10)
         self.backend.close()
+
+
+class ProducerSink:
+    """The RecordSink of a pod: produce straight into librdkafka's queue."""
+
+    def __init__(self, producer: Producer, metrics: RuntimeMetrics) -> None:
+        self.producer = producer
+        self.metrics = metrics
+        self.counts: dict[str, int] = defaultdict(int)
+        self.delivery_errors: list[str] = []
+        self.sample = 0
+
+    def send(
+        self,
+        topic: str,
+        key: bytes | None,
+        value: bytes | None,
+        timestamp_ms: int,
+        headers: Headers | None = None,
+        event_time_ms: int | None = None,
+    ) -> None:
+        while True:
+            try:
+                self.producer.produce(
+                    topic,
+                    value,
+                    key,
+                    timestamp=timestamp_ms,
+                    headers=headers,
+                    on_delivery=self._delivered,
+                )
+                break
+            except BufferError:
+                self.producer.poll(0.05)  # the local queue is full: let deliveries drain
+        self.counts[topic] += 1
+        if event_time_ms is not None:
+            self.sample += 1
+            if self.sample % LATENCY_SAMPLE == 0:
+                lag = time.time() - event_time_ms / 1000
+                self.metrics.latency.observe(max(0.0, lag))
+
+    def _delivered(self, error: object, message: object) -> None:
+        if error is not None:  # only failures are reported (delivery.report.only.error)
+            self.delivery_errors.append(str(error))
+
+    def publish_counts(self) -> None:
+        for topic, count in self.counts.items():
+            self.metrics.records_out.labels(topic).inc(count)
+        self.counts.clear()
 
 
 def run(config: RuntimeConfig) -> int:

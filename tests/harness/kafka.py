@@ -159,6 +159,8 @@ def _server_properties(data_dir: Path, broker_port: int, controller_port: int) -
         "share.coordinator.state.topic.min.isr": "1",
         "group.initial.rebalance.delay.ms": "0",
         "log.segment.bytes": str(64 * 1024 * 1024),
+        # Tests replay event times from the past; time-based retention would delete them.
+        "log.retention.ms": "-1",
     }
     return "".join(f"{key}={value}\n" for key, value in settings.items())
 

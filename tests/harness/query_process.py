@@ -64,10 +64,15 @@ class QueryProcess:
             return str(response.read().decode())
 
     def metric(self, name: str) -> float:
-        """Sum of every sample of a metric family (all label sets)."""
+        """Sum of every sample of a metric family (all label sets); `name` may include the
+        start of a label set, e.g. 'streamhouse_records_in_total{topic="orders"'."""
         total = 0.0
         for line in self.metrics().splitlines():
-            if line.startswith(name + " ") or line.startswith(name + "{"):
+            if (
+                line.startswith(name + " ")
+                or line.startswith(name + "{")
+                or ("{" in name and line.startswith(name))
+            ):
                 total += float(line.rsplit(" ", 1)[1])
         return total
 

@@ -13,6 +13,7 @@ import struct
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Any, Protocol
 
 from streamhouse_runtime.exec.compiler import (
     EvaluationError,
@@ -72,25 +73,78 @@ class LatePolicy(StrEnum):
     DEAD_LETTER = "dead-letter"
 
 
-@dataclass(frozen=True)
-class InputRecord:
-    topic: str
-    partition: int
-    offset: int
-    timestamp_ms: int
-    key: bytes | None
-    value: bytes | None
-    headers: Sequence[tuple[str, str | bytes | None]] | None = None
+Headers = list[tuple[str, str | bytes | None]]
 
 
-@dataclass(frozen=True)
-class OutputRecord:
-    topic: str
-    key: bytes | None
-    value: bytes | None
-    timestamp_ms: int
-    headers: list[tuple[str, str | bytes | None]] | None = None
-    event_time_ms: int | None = None  # for the end-to-end latency histogram
+class KafkaRecord(Protocol):
+    """What a stage reads: the accessors of confluent_kafka.Message, so the pod's loop hands
+    consumed messages over without copying them into other objects."""
+
+    def error(self) -> object: ...
+    def topic(self) -> str | None: ...
+    def partition(self) -> int | None: ...
+    def offset(self) -> int | None: ...
+    def timestamp(self) -> tuple[int, int]: ...
+    def key(self) -> bytes | None: ...
+    def value(self) -> bytes | None: ...
+    def headers(self) -> Any: ...
+
+
+class RecordSink(Protocol):
+    """Where a stage writes: the pod's producer, or the offline runner's in-memory topics."""
+
+    def send(
+        self,
+        topic: str,
+        key: bytes | None,
+        value: bytes | None,
+        timestamp_ms: int,
+        headers: Headers | None = None,
+        event_time_ms: int | None = None,
+    ) -> None: ...
+
+
+class MemoryRecord:
+    """A KafkaRecord held in memory (offline runner and tests)."""
+
+    __slots__ = ("_headers", "_key", "_offset", "_partition", "_timestamp", "_topic", "_value")
+
+    def __init__(
+        self,
+        topic: str,
+        partition: int,
+        offset: int,
+        timestamp_ms: int,
+        key: bytes | None,
+        value: bytes | None,
+        headers: Headers | None = None,
+    ) -> None:
+        self._topic, self._partition, self._offset = topic, partition, offset
+        self._timestamp, self._key, self._value, self._headers = timestamp_ms, key, value, headers
+
+    def error(self) -> None:
+        return None
+
+    def topic(self) -> str:
+        return self._topic
+
+    def partition(self) -> int:
+        return self._partition
+
+    def offset(self) -> int:
+        return self._offset
+
+    def timestamp(self) -> tuple[int, int]:
+        return (1, self._timestamp)
+
+    def key(self) -> bytes | None:
+        return self._key
+
+    def value(self) -> bytes | None:
+        return self._value
+
+    def headers(self) -> Headers | None:
+        return self._headers
 
 
 class QueryFailed(Exception):
@@ -169,6 +223,7 @@ def _key_function(
 
 
 _WINDOW_BOUNDS = struct.Struct(">qq")
+_NEVER = -(1 << 62)
 
 
 class StageExecutor:
@@ -201,6 +256,7 @@ class StageExecutor:
         self.max_event_time: dict[int, int] = {}
         self.last_seen_ms: dict[int, float] = {}
         self.input_partitions = input_partitions
+        self.positions: dict[int, int] = {}  # partition -> next offset to consume
         # (input partition, source topic-partition) -> highest source offset applied
         self.dedup: dict[tuple[int, str], int] = {}
         self._dedup_dirty = False
@@ -319,69 +375,99 @@ class StageExecutor:
 
     # -- processing ------------------------------------------------------------------------
 
-    def process(self, batch: Sequence[InputRecord], out: list[OutputRecord]) -> None:
-        """Run every record of the batch through the stage, appending what it emits."""
-        counters = self.counters
+    def process(self, batch: Sequence[KafkaRecord], out: RecordSink) -> None:
+        """Run every record of the batch through the stage, sending what it emits to `out`.
+
+        This loop is the runtime's hot path: locals instead of attribute lookups, and a
+        stateless stage writes straight to the sink without intermediate objects.
+        """
         pre = self.pre
         time_field = self.time_field
         max_event_time = self.max_event_time
+        positions = self.positions
+        decode = self.decode_value.decode
+        decode_key = self.decode_key.decode if self.decode_key is not None else None
+        check_duplicates = not self.spec.is_source_stage
+        stateless = self.spec.stateful is None and self.rekey is None and not check_duplicates
+        send = out.send
+        output_topic = self.output_topic
+        encode = self.encode_value.encode
+        repartition = isinstance(self.spec.output, Repartition)
+        count = 0
         for record in batch:
-            counters.records_in += 1
+            if record.error() is not None:
+                continue
+            count += 1
+            partition: int = record.partition()  # type: ignore[assignment]
+            offset: int = record.offset()  # type: ignore[assignment]
+            positions[partition] = offset + 1
             try:
-                if not self.spec.is_source_stage and self._duplicate(record):
+                if check_duplicates and self._duplicate(record, partition):
                     continue
-                row = self.decode_value.decode(record.value)
+                row = decode(record.value())
                 if row is None:
                     continue  # a tombstone on a stream carries no row
-                if self.decode_key is not None and record.key is not None:
-                    row.update(self.decode_key.decode(record.key))
+                if decode_key is not None:
+                    key_bytes = record.key()
+                    if key_bytes is not None:
+                        row.update(decode_key(key_bytes))
                 event_time = row.get(time_field) if time_field else None
                 if not isinstance(event_time, int):
-                    event_time = record.timestamp_ms
+                    event_time = record.timestamp()[1]
                 row[ROWTIME] = event_time
-                partition = record.partition
-                if event_time > max_event_time.get(partition, -(1 << 62)):
+                if event_time > max_event_time.get(partition, _NEVER):
                     max_event_time[partition] = event_time
                 if pre is not None:
                     row = pre(row)
                     if row is None:
                         continue
-                self._stateful(row, record, event_time, out)
+                if stateless and not repartition:
+                    send(output_topic, record.key(), encode(row), event_time, None, event_time)
+                    self.counters.records_out += 1
+                else:
+                    self._stateful(row, record, partition, offset, event_time, out)
             except (DeserializationError, EvaluationError, SerializationError) as error:
                 self._bad_record(record, error, out)
             except LateRecord as late:
-                counters.late += 1
+                self.counters.late += 1
                 if self.settings.late_policy is LatePolicy.DEAD_LETTER:
                     self._dead_letter(record, str(late), out)
             except (ValueError, TypeError, ArithmeticError) as error:
                 self._bad_record(record, error, out)
+        self.counters.records_in += count
 
     def _stateful(
-        self, row: Row, record: InputRecord, event_time: int, out: list[OutputRecord]
+        self,
+        row: Row,
+        record: KafkaRecord,
+        partition: int,
+        offset: int,
+        event_time: int,
+        out: RecordSink,
     ) -> None:
         if self.window_op is not None:
             watermark = self.watermark()
-            for emitted in self.window_op.process(row, record.partition, record.offset, watermark):
+            for emitted in self.window_op.process(row, partition, offset, watermark):
                 self._emit(emitted, out)
         elif self.aggregate_op is not None:
-            emitted = self.aggregate_op.process(row, record.partition, record.offset, event_time)
-            self._emit_upsert(emitted, record.partition, out)
+            emitted = self.aggregate_op.process(row, partition, offset, event_time)
+            self._emit_upsert(emitted, partition, out)
         elif isinstance(self.spec.stateful, Distinct):
             identity = pickle.dumps(sorted(row.items()), pickle.HIGHEST_PROTOCOL)
-            key = (record.partition, identity)
+            key = (partition, identity)
             if key in self.distinct_seen or self.backend.get(self.store, self._distinct_key(key)):
                 return
             self.distinct_seen[key] = True
             self._distinct_dirty[self._distinct_key(key)] = b"1"
-            self._write(row, record.key, event_time, out, record)
+            self._write(row, record, partition, offset, event_time, out)
         else:
-            self._write(row, record.key, event_time, out, record)
+            self._write(row, record, partition, offset, event_time, out)
 
     @staticmethod
     def _distinct_key(key: tuple[int, bytes]) -> bytes:
         return struct.pack(">i", key[0]) + key[1]
 
-    def _emit(self, emitted: Emitted, out: list[OutputRecord]) -> None:
+    def _emit(self, emitted: Emitted, out: RecordSink) -> None:
         row = emitted.row
         if row is not None and self.post is not None:
             row = self.post(row)
@@ -389,10 +475,10 @@ class StageExecutor:
                 return
         key = self._window_key(emitted)
         value = self.encode_value.encode(row) if row is not None else None
-        out.append(OutputRecord(self.output_topic, key, value, emitted.timestamp_ms))
+        out.send(self.output_topic, key, value, emitted.timestamp_ms)
         self.counters.records_out += 1
 
-    def _emit_upsert(self, emitted: Emitted, partition: int, out: list[OutputRecord]) -> None:
+    def _emit_upsert(self, emitted: Emitted, partition: int, out: RecordSink) -> None:
         """Running aggregates: an upsert per change, a tombstone when HAVING drops a group."""
         assert self.aggregate_op is not None and emitted.row is not None
         row = self.post(emitted.row) if self.post is not None else emitted.row
@@ -401,7 +487,7 @@ class StageExecutor:
             return
         key = self.encode_key.encode(list(emitted.key)) if self.encode_key is not None else None
         value = self.encode_value.encode(row) if row is not None else None
-        out.append(OutputRecord(self.output_topic, key, value, emitted.timestamp_ms))
+        out.send(self.output_topic, key, value, emitted.timestamp_ms)
         self.counters.records_out += 1
 
     def _window_key(self, emitted: Emitted) -> bytes | None:
@@ -419,44 +505,38 @@ class StageExecutor:
     def _write(
         self,
         row: Row,
-        key: bytes | None,
+        record: KafkaRecord,
+        partition: int,
+        offset: int,
         event_time: int,
-        out: list[OutputRecord],
-        record: InputRecord,
+        out: RecordSink,
     ) -> None:
-        """Stateless output: to the sink (or re-keyed), or into a repartition topic."""
+        """Stateless output: to the sink (maybe re-keyed), or into a repartition topic."""
+        key = record.key()
         rekey = self.rekey
         if rekey is not None:
             values = list(rekey(row))
             key = self.encode_key.encode(values) if self.encode_key is not None else None
-        headers: list[tuple[str, str | bytes | None]] | None = None
+        headers: Headers | None = None
         if isinstance(self.spec.output, Repartition):
             # Lets the next stage drop rows re-sent after a restart (effectively once).
-            origin = f"{record.topic}:{record.partition}\x00{record.offset}"
-            headers = [(SOURCE_HEADER, origin.encode())]
-        out.append(
-            OutputRecord(
-                self.output_topic,
-                key,
-                self.encode_value.encode(row),
-                event_time,
-                headers,
-                event_time,
-            )
+            headers = [(SOURCE_HEADER, f"{self.input_topic}:{partition}\x00{offset}".encode())]
+        out.send(
+            self.output_topic, key, self.encode_value.encode(row), event_time, headers, event_time
         )
         self.counters.records_out += 1
 
     # -- repartition de-duplication ---------------------------------------------------------
 
-    def _duplicate(self, record: InputRecord) -> bool:
+    def _duplicate(self, record: KafkaRecord, partition: int) -> bool:
         origin = next(
-            (v for k, v in record.headers or () if k == SOURCE_HEADER and v is not None), None
+            (v for k, v in record.headers() or () if k == SOURCE_HEADER and v is not None), None
         )
         if origin is None:
             return False
-        text = origin.decode() if isinstance(origin, bytes) else origin
+        text = origin.decode() if isinstance(origin, bytes) else str(origin)
         source, _, offset_text = text.rpartition("\x00")
-        slot = (record.partition, source)
+        slot = (partition, source)
         offset = int(offset_text)
         if self.dedup.get(slot, -1) >= offset:
             self.counters.duplicates += 1
@@ -476,37 +556,35 @@ class StageExecutor:
 
     # -- errors ----------------------------------------------------------------------------
 
-    def _bad_record(self, record: InputRecord, error: Exception, out: list[OutputRecord]) -> None:
+    def _bad_record(self, record: KafkaRecord, error: Exception, out: RecordSink) -> None:
         policy = self.settings.error_policy
         reason = f"{type(error).__name__}: {error}"
         if policy is ErrorPolicy.FAIL:
             raise QueryFailed(
-                f"{reason} at {record.topic}[{record.partition}]@{record.offset}"
+                f"{reason} at {record.topic()}[{record.partition()}]@{record.offset()}"
             ) from error
         if policy is ErrorPolicy.SKIP:
             self.counters.skipped += 1
             return
         self._dead_letter(record, reason, out)
 
-    def _dead_letter(self, record: InputRecord, reason: str, out: list[OutputRecord]) -> None:
-        headers: list[tuple[str, str | bytes | None]] = [
-            (k, v) for k, v in (record.headers or ()) if v is not None
+    def _dead_letter(self, record: KafkaRecord, reason: str, out: RecordSink) -> None:
+        headers: Headers = [
+            (k, v) for k, v in (record.headers() or ()) if v is not None
         ]  # the original headers travel with the dead letter
         headers += [
             ("streamhouse.error.reason", reason.encode()),
-            ("streamhouse.error.topic", record.topic.encode()),
-            ("streamhouse.error.partition", str(record.partition).encode()),
-            ("streamhouse.error.offset", str(record.offset).encode()),
+            ("streamhouse.error.topic", self.input_topic.encode()),
+            ("streamhouse.error.partition", str(record.partition()).encode()),
+            ("streamhouse.error.offset", str(record.offset()).encode()),
             ("streamhouse.error.query", self.settings.query_id.encode()),
         ]
-        out.append(
-            OutputRecord(
-                self.settings.dead_letter_topic,
-                record.key,
-                record.value,
-                record.timestamp_ms,
-                headers,
-            )
+        out.send(
+            self.settings.dead_letter_topic,
+            record.key(),
+            record.value(),
+            record.timestamp()[1],
+            headers,
         )
         self.counters.dead_lettered += 1
 
@@ -516,7 +594,7 @@ class StageExecutor:
         """Min over active partitions of (max event time - lateness)."""
         lateness = self.settings.lateness_ms
         if not self.max_event_time:
-            return -(1 << 62)
+            return _NEVER
         active = [
             t
             for p, t in self.max_event_time.items()
@@ -529,9 +607,7 @@ class StageExecutor:
     def mark_seen(self, partitions: Mapping[int, float]) -> None:
         self.last_seen_ms.update(partitions)
 
-    def advance(
-        self, out: list[OutputRecord], now_ms: float | None = None, final: bool = False
-    ) -> None:
+    def advance(self, out: RecordSink, now_ms: float | None = None, final: bool = False) -> None:
         """Close windows the watermark has passed (`final`: the input is over, close all)."""
         if self.window_op is None:
             return

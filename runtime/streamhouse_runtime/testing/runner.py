@@ -21,8 +21,8 @@ from typing import Any
 
 from streamhouse_runtime.exec.pipeline import (
     ErrorPolicy,
-    InputRecord,
-    OutputRecord,
+    Headers,
+    MemoryRecord,
     StageExecutor,
     StageSettings,
 )
@@ -45,7 +45,27 @@ class TopicRecord:
     key: bytes | None
     value: bytes | None
     timestamp_ms: int
-    headers: list[tuple[str, str | bytes | None]] | None = None
+    headers: Headers | None = None
+
+
+class MemoryTopics:
+    """In-memory topics; the RecordSink the stages of an offline run write to."""
+
+    def __init__(self) -> None:
+        self.records: dict[str, list[TopicRecord]] = defaultdict(list)
+        self.sent = 0
+
+    def send(
+        self,
+        topic: str,
+        key: bytes | None,
+        value: bytes | None,
+        timestamp_ms: int,
+        headers: Headers | None = None,
+        event_time_ms: int | None = None,
+    ) -> None:
+        self.records[topic].append(TopicRecord(key, value, timestamp_ms, headers))
+        self.sent += 1
 
 
 def _json_default(value: object) -> object:
@@ -77,7 +97,8 @@ class OfflineRun:
 
     def __init__(self, program: Program) -> None:
         self.program = program
-        self.topics: dict[str, list[TopicRecord]] = defaultdict(list)
+        self.memory = MemoryTopics()
+        self.topics = self.memory.records
         self.udfs = load_udfs(program)
 
     def source_for_topic(self, topic: str) -> Source | None:
@@ -138,7 +159,7 @@ class OfflineRun:
             for spec in stages:
                 executor = StageExecutor(spec, settings, backend, 1)
                 records = [
-                    InputRecord(
+                    MemoryRecord(
                         executor.input_topic,
                         0,
                         offset,
@@ -149,20 +170,15 @@ class OfflineRun:
                     )
                     for offset, record in enumerate(self.topics.get(executor.input_topic, []))
                 ]
-                out: list[OutputRecord] = []
-                executor.process(records, out)
+                executor.process(records, self.memory)
                 if executor.window_op is not None:
-                    before = len(out)
-                    executor.advance(out, final=True)
-                    if len(out) > before:
+                    before = self.memory.sent
+                    executor.advance(self.memory, final=True)
+                    if self.memory.sent > before:
                         notes.append(
-                            f"{statement.name}: end of input closed {len(out) - before} open "
-                            "window(s) (bounded source)"
+                            f"{statement.name}: end of input closed {self.memory.sent - before} "
+                            "open window(s) (bounded source)"
                         )
-                for record in out:
-                    self.topics[record.topic].append(
-                        TopicRecord(record.key, record.value, record.timestamp_ms, record.headers)
-                    )
         return notes
 
     def outputs(self) -> list[dict[str, Any]]:
