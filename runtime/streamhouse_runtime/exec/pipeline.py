@@ -257,6 +257,7 @@ class StageExecutor:
         self.last_seen_ms: dict[int, float] = {}
         self.input_partitions = input_partitions
         self.positions: dict[int, int] = {}  # partition -> next offset to consume
+        self.batch_watermark = _NEVER
         # (input partition, source topic-partition) -> highest source offset applied
         self.dedup: dict[tuple[int, str], int] = {}
         self._dedup_dirty = False
@@ -393,6 +394,7 @@ class StageExecutor:
         output_topic = self.output_topic
         encode = self.encode_value.encode
         repartition = isinstance(self.spec.output, Repartition)
+        self.batch_watermark = self.watermark()
         count = 0
         for record in batch:
             if record.error() is not None:
@@ -446,8 +448,9 @@ class StageExecutor:
         out: RecordSink,
     ) -> None:
         if self.window_op is not None:
-            watermark = self.watermark()
-            for emitted in self.window_op.process(row, partition, offset, watermark):
+            # The watermark of the batch start: records of one batch never close windows
+            # for each other, which keeps the per-record cost flat.
+            for emitted in self.window_op.process(row, partition, offset, self.batch_watermark):
                 self._emit(emitted, out)
         elif self.aggregate_op is not None:
             emitted = self.aggregate_op.process(row, partition, offset, event_time)
@@ -520,7 +523,8 @@ class StageExecutor:
         headers: Headers | None = None
         if isinstance(self.spec.output, Repartition):
             # Lets the next stage drop rows re-sent after a restart (effectively once).
-            headers = [(SOURCE_HEADER, f"{self.input_topic}:{partition}\x00{offset}".encode())]
+            # Source partition and offset; a stage reads one source topic.
+            headers = [(SOURCE_HEADER, b"%d:%d" % (partition, offset))]
         out.send(
             self.output_topic, key, self.encode_value.encode(row), event_time, headers, event_time
         )
@@ -529,13 +533,20 @@ class StageExecutor:
     # -- repartition de-duplication ---------------------------------------------------------
 
     def _duplicate(self, record: KafkaRecord, partition: int) -> bool:
-        origin = next(
-            (v for k, v in record.headers() or () if k == SOURCE_HEADER and v is not None), None
-        )
-        if origin is None:
+        """True for a repartitioned row already applied (re-sent after an upstream restart).
+
+        Rows from one source partition reach a repartition partition in source-offset order,
+        so remembering the highest source offset applied per (partition, source partition)
+        is enough; it is checkpointed with the state it protects.
+        """
+        headers = record.headers()
+        if not headers:
+            return False
+        name, origin = headers[0]
+        if name != SOURCE_HEADER or origin is None:
             return False
         text = origin.decode() if isinstance(origin, bytes) else str(origin)
-        source, _, offset_text = text.rpartition("\x00")
+        source, _, offset_text = text.partition(":")
         slot = (partition, source)
         offset = int(offset_text)
         if self.dedup.get(slot, -1) >= offset:

@@ -75,6 +75,8 @@ def _source(relation: Relation) -> Source:
 
 def _keyed_by(node: PlanNode, keys: tuple[bound.Expr, ...]) -> bool:
     """True when records already carry exactly these expressions as their key."""
+    if not keys:
+        return False  # a global aggregate needs every record in one partition
     names = [k.name for k in keys if isinstance(k, bound.ColumnRef)]
     return len(names) == len(keys) and list(node.schema.key) == names
 
@@ -85,6 +87,24 @@ def _repartition(node: PlanNode, keys: tuple[bound.Expr, ...], suffix: str) -> P
     named = tuple((f"_key_{i}", k) for i, k in enumerate(keys))
     key_names = tuple(k.name if isinstance(k, bound.ColumnRef) else n for n, k in named)
     return Repartition(Schema(node.schema.fields, key_names), node, named, suffix)
+
+
+def _referenced(expressions: list[bound.Expr]) -> set[str]:
+    """Every field name the expressions read."""
+    names: set[str] = set()
+    pending: list[object] = list(expressions)
+    while pending:
+        item = pending.pop()
+        if isinstance(item, bound.ColumnRef):
+            names.add(item.name)
+        elif isinstance(item, bound.Expr):
+            for value in vars(item).values():
+                if isinstance(value, bound.Expr):
+                    pending.append(value)
+                elif isinstance(value, tuple):
+                    for element in value:
+                        pending.extend(element if isinstance(element, tuple) else (element,))
+    return names
 
 
 def plan_query(query: AnalyzedQuery) -> PlanNode:
@@ -146,7 +166,21 @@ def plan_query(query: AnalyzedQuery) -> PlanNode:
     if query.post_where is not None:
         node = Filter(node.schema, node, query.post_where)
     if query.is_aggregate:
-        node = _repartition(node, tuple(k for _, k in query.group_keys), "groupby")
+        keys = tuple(k for _, k in query.group_keys)
+        if not _keyed_by(node, keys):
+            # Only what the aggregation reads crosses the repartition topic.
+            needed = _referenced([*keys, *(a for _, call in query.aggregates for a in call.args)])
+            if query.window is not None and query.window.time_field:
+                needed.add(query.window.time_field)
+            kept = tuple(f for f in node.schema.fields if f.name in needed)
+            if len(kept) < len(node.schema.fields):
+                kept_names = {f.name for f in kept}
+                node = Project(
+                    Schema(kept, tuple(k for k in node.schema.key if k in kept_names)),
+                    node,
+                    tuple((f.name, bound.ColumnRef(f.type, f.name)) for f in kept),
+                )
+        node = _repartition(node, keys, "groupby")
         key_names = tuple(name for name, _ in query.group_keys)
         fields = tuple(Field(name, expr.type) for name, expr in query.group_keys)
         fields += tuple(Field(name, call.type) for name, call in query.aggregates)

@@ -71,7 +71,9 @@ def test_plan_shapes_of_key_examples() -> None:
     program = analyze(DESIGN.read_text())
     shapes = {s.name: summary(plan_statement(s)) for s in program.persistent_queries if s.name}
     assert shapes["high_value_orders"] == "Source -> Filter -> Project -> Sink"
-    assert shapes["order_counts"] == ("Source -> Repartition -> WindowAggregate -> Project -> Sink")
+    assert shapes["order_counts"] == (
+        "Source -> Project -> Repartition -> WindowAggregate -> Project -> Sink"
+    )
     assert shapes["enriched_orders"] == (
         "Source -> Repartition -> Source -> StreamTableJoin -> Project -> Sink"
     )
