@@ -23,7 +23,6 @@ from pathlib import Path
 
 from confluent_kafka import ConsumerGroupTopicPartitions, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient  # type: ignore[attr-defined]
-
 from tests.harness.kafka import KafkaBroker
 from tests.harness.processes import start_process, stop_process
 from tests.harness.query_process import QueryProcess
@@ -163,15 +162,16 @@ def main() -> None:
                 ours.append(run_streamhouse(broker, topic, query, args.records))
                 if args.quix:
                     theirs.append(run_quix(broker, topic, query, args.records))
-            line = f"{query:<11} {args.records:>9,} records  StreamHouse median {statistics.median(ours):>9,.0f} events/s"
+            median = statistics.median(ours)
+            line = f"{query:<14} {args.records:>9,} records  StreamHouse {median:>9,.0f} events/s"
             if theirs:
-                ratio = statistics.median(ours) / statistics.median(theirs)
+                ratio = median / statistics.median(theirs)
                 line += (
                     f" | Quix Streams {statistics.median(theirs):>8,.0f} events/s | x{ratio:.1f}"
                 )
             print(line, flush=True)
             print(
-                f"{'':<11} runs: StreamHouse {', '.join(f'{r:,.0f}' for r in ours)}"
+                f"{'':<14} runs: StreamHouse {', '.join(f'{r:,.0f}' for r in ours)}"
                 + (f"; Quix {', '.join(f'{r:,.0f}' for r in theirs)}" if theirs else ""),
                 flush=True,
             )
