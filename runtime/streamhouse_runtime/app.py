@@ -62,7 +62,6 @@ from streamhouse_runtime.state.backend import RocksdbStateBackend
 
 log = logging.getLogger(__name__)
 
-LATENCY_SAMPLE = 16  # observe one output in 16: a histogram observation costs ~1 µs
 PURGE_INTERVAL_S = 30.0
 
 
@@ -121,6 +120,8 @@ class QueryRuntime:
         self.consumer: Consumer | None = None
         self.producer: Producer | None = None
         self.sink: ProducerSink
+        self.delivery_errors: list[str] = []
+        self.published_out: dict[str, int] = {}
 
     # -- set-up ----------------------------------------------------------------------------
 
@@ -207,6 +208,7 @@ class QueryRuntime:
                 "queue.buffering.max.messages": 500_000,
                 "compression.type": "lz4",
                 "delivery.report.only.error": True,  # no Python callback per record
+                "on_delivery": self.delivery_failed,
                 **self.config.producer_config,
             }
         )
@@ -221,7 +223,7 @@ class QueryRuntime:
         signal.signal(signal.SIGTERM, self._stop)
         signal.signal(signal.SIGINT, self._stop)
         self.consumer, self.producer = self._clients()
-        self.sink = ProducerSink(self.producer, self.metrics)
+        self.sink = ProducerSink(self.producer)
         assignment = self._assignment()
         self.consumer.assign(assignment)
         self.backend.commit({}, {}, {"plan": self.fingerprint.encode()})
@@ -262,11 +264,26 @@ class QueryRuntime:
                 started = time.perf_counter()
                 self._process(messages)
                 self.metrics.batch_duration.observe(time.perf_counter() - started)
+                self._observe_latency()
             producer.poll(0)
             if time.monotonic() >= next_checkpoint:
                 self.checkpoint()
                 next_checkpoint = time.monotonic() + interval
         self.checkpoint()
+
+    def delivery_failed(self, error: object, message: object) -> None:
+        """Producer callback, called only for failed deliveries (delivery.report.only.error)."""
+        if error is not None:
+            self.delivery_errors.append(str(error))
+
+    def _observe_latency(self) -> None:
+        """One end-to-end latency sample per stage and batch: its newest record."""
+        now = time.time()
+        for executor in self.executors.values():
+            event_time = executor.last_event_time_ms
+            if event_time is not None:
+                self.metrics.latency.observe(max(0.0, now - event_time / 1000))
+                executor.last_event_time_ms = None
 
     def _process(self, messages: list[Message]) -> None:
         if len(self.executors) == 1:
@@ -290,11 +307,10 @@ class QueryRuntime:
         now = time.time() * 1000
         for executor in self.executors.values():
             executor.advance(self.sink, now)
-        self.sink.publish_counts()
         remaining = self.producer.flush(30)
-        if remaining or self.sink.delivery_errors:
-            errors = "; ".join(self.sink.delivery_errors[:3])
-            self.sink.delivery_errors.clear()
+        if remaining or self.delivery_errors:
+            errors = "; ".join(self.delivery_errors[:3])
+            self.delivery_errors.clear()
             # Not committing keeps the input to be processed again: at-least-once.
             raise RuntimeError(f"{remaining} outputs undelivered: {errors}")
         changes: dict[str, dict[bytes, bytes | None]] = {}
@@ -333,6 +349,9 @@ class QueryRuntime:
         for executor in self.executors.values():
             entries += executor.state_entries()
             counters = executor.counters
+            written = counters.records_out - self.published_out.get(executor.output_topic, 0)
+            self.metrics.records_out.labels(executor.output_topic).inc(written)
+            self.published_out[executor.output_topic] = counters.records_out
             self.metrics.dead_lettered.inc(counters.dead_lettered)
             self.metrics.skipped.inc(counters.skipped)
             self.metrics.late.inc(counters.late)
@@ -364,14 +383,14 @@ class QueryRuntime:
 
 
 class ProducerSink:
-    """The RecordSink of a pod: produce straight into librdkafka's queue."""
+    """The RecordSink of a pod: produce straight into librdkafka's queue.
 
-    def __init__(self, producer: Producer, metrics: RuntimeMetrics) -> None:
-        self.producer = producer
-        self.metrics = metrics
-        self.counts: dict[str, int] = defaultdict(int)
-        self.delivery_errors: list[str] = []
-        self.sample = 0
+    Counting and latency sampling happen per batch in the main loop, not here: this is
+    called once per output record."""
+
+    def __init__(self, producer: Producer) -> None:
+        self.produce = producer.produce
+        self.poll = producer.poll
 
     def send(
         self,
@@ -380,36 +399,12 @@ class ProducerSink:
         value: bytes | None,
         timestamp_ms: int,
         headers: Headers | None = None,
-        event_time_ms: int | None = None,
     ) -> None:
-        while True:
-            try:
-                self.producer.produce(
-                    topic,
-                    value,
-                    key,
-                    timestamp=timestamp_ms,
-                    headers=headers,
-                    on_delivery=self._delivered,
-                )
-                break
-            except BufferError:
-                self.producer.poll(0.05)  # the local queue is full: let deliveries drain
-        self.counts[topic] += 1
-        if event_time_ms is not None:
-            self.sample += 1
-            if self.sample % LATENCY_SAMPLE == 0:
-                lag = time.time() - event_time_ms / 1000
-                self.metrics.latency.observe(max(0.0, lag))
-
-    def _delivered(self, error: object, message: object) -> None:
-        if error is not None:  # only failures are reported (delivery.report.only.error)
-            self.delivery_errors.append(str(error))
-
-    def publish_counts(self) -> None:
-        for topic, count in self.counts.items():
-            self.metrics.records_out.labels(topic).inc(count)
-        self.counts.clear()
+        try:
+            self.produce(topic, value, key, timestamp=timestamp_ms, headers=headers)
+        except BufferError:
+            self.poll(0.05)  # the local queue is full: let deliveries drain, then retry
+            self.send(topic, key, value, timestamp_ms, headers)
 
 
 def run(config: RuntimeConfig) -> int:

@@ -100,7 +100,6 @@ class RecordSink(Protocol):
         value: bytes | None,
         timestamp_ms: int,
         headers: Headers | None = None,
-        event_time_ms: int | None = None,
     ) -> None: ...
 
 
@@ -258,6 +257,7 @@ class StageExecutor:
         self.input_partitions = input_partitions
         self.positions: dict[int, int] = {}  # partition -> next offset to consume
         self.batch_watermark = _NEVER
+        self.last_event_time_ms: int | None = None  # of the latest record processed
         # (input partition, source topic-partition) -> highest source offset applied
         self.dedup: dict[tuple[int, str], int] = {}
         self._dedup_dirty = False
@@ -396,6 +396,8 @@ class StageExecutor:
         repartition = isinstance(self.spec.output, Repartition)
         self.batch_watermark = self.watermark()
         count = 0
+        written = 0
+        event_time = None
         for record in batch:
             if record.error() is not None:
                 continue
@@ -424,8 +426,8 @@ class StageExecutor:
                     if row is None:
                         continue
                 if stateless and not repartition:
-                    send(output_topic, record.key(), encode(row), event_time, None, event_time)
-                    self.counters.records_out += 1
+                    send(output_topic, record.key(), encode(row), event_time)
+                    written += 1
                 else:
                     self._stateful(row, record, partition, offset, event_time, out)
             except (DeserializationError, EvaluationError, SerializationError) as error:
@@ -437,6 +439,9 @@ class StageExecutor:
             except (ValueError, TypeError, ArithmeticError) as error:
                 self._bad_record(record, error, out)
         self.counters.records_in += count
+        self.counters.records_out += written
+        if isinstance(event_time, int):
+            self.last_event_time_ms = event_time
 
     def _stateful(
         self,
@@ -525,9 +530,7 @@ class StageExecutor:
             # Lets the next stage drop rows re-sent after a restart (effectively once).
             # Source partition and offset; a stage reads one source topic.
             headers = [(SOURCE_HEADER, b"%d:%d" % (partition, offset))]
-        out.send(
-            self.output_topic, key, self.encode_value.encode(row), event_time, headers, event_time
-        )
+        out.send(self.output_topic, key, self.encode_value.encode(row), event_time, headers)
         self.counters.records_out += 1
 
     # -- repartition de-duplication ---------------------------------------------------------

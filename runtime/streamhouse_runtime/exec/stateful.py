@@ -94,6 +94,13 @@ class WindowAggregateOperator:
         self.entries: dict[tuple[int, int, int, tuple[object, ...]], _Entry] = {}
         self.deleted: set[tuple[int, int, int, tuple[object, ...]]] = set()
         self.late_records = 0
+        # Per partition, the latest window end ever written to the store: a newer window
+        # cannot be there, so its first touch skips the RocksDB lookup.
+        self.stored_max_end: dict[int, int] = {}
+        self.folds = [
+            (function.add, argument)
+            for function, argument in zip(self.aggregators, arguments, strict=True)
+        ]
 
     # -- processing ------------------------------------------------------------------------
 
@@ -103,13 +110,19 @@ class WindowAggregateOperator:
         if timestamp is None:
             raise ValueError("event time is NULL")
         group = self.group_key(row)
+        kind = self.window.kind
+        if kind is WindowKind.TUMBLING:
+            start, end = tumbling(timestamp, self.window.size_ms or 1)
+            if end <= watermark:
+                self.late_records += 1
+                raise LateRecord(timestamp, watermark)
+            entry = self._entry((partition, end, start, group))
+            self._fold_row(entry, row, offset)
+            return [self._result(group, start, end, entry)] if self.emit_changes else []
         values = [argument(row) if argument is not None else None for argument in self.arguments]
-        if self.window.kind is WindowKind.SESSION:
+        if kind is WindowKind.SESSION:
             return self._session(row, group, values, timestamp, partition, offset, watermark)
-        if self.window.kind is WindowKind.TUMBLING:
-            windows = tumbling(timestamp, self.window.size_ms or 1)
-        else:
-            windows = hopping(timestamp, self.window.size_ms or 1, self.window.slide_ms or 1)
+        windows = hopping(timestamp, self.window.size_ms or 1, self.window.slide_ms or 1)
         emitted: list[Emitted] = []
         accepted = False
         for start, end in windows:
@@ -129,6 +142,13 @@ class WindowAggregateOperator:
         accumulators = entry.accumulators
         for index, (function, value) in enumerate(zip(self.aggregators, values, strict=True)):
             accumulators[index] = function.add(accumulators[index], value, offset)
+        entry.dirty = True
+
+    def _fold_row(self, entry: _Entry, row: Row, offset: int) -> None:
+        accumulators = entry.accumulators
+        for index, (add, argument) in enumerate(self.folds):
+            value = argument(row) if argument is not None else None
+            accumulators[index] = add(accumulators[index], value, offset)
         entry.dirty = True
 
     def _session(
@@ -191,9 +211,9 @@ class WindowAggregateOperator:
     def _entry(self, key: tuple[int, int, int, tuple[object, ...]]) -> _Entry:
         entry = self.entries.get(key)
         if entry is None:
-            stored = (
-                None if key in self.deleted else self.backend.get(self.store, _window_key(*key))
-            )
+            stored = None
+            if key not in self.deleted and key[1] <= self._stored_max_end(key[0]):
+                stored = self.backend.get(self.store, _window_key(*key))
             if stored is not None:
                 accumulators, emitted = pickle.loads(stored)
                 entry = _Entry(accumulators, dirty=False, emitted=emitted)
@@ -204,6 +224,15 @@ class WindowAggregateOperator:
             if len(self.entries) > self.cache_entries:
                 self._evict()
         return entry
+
+    def _stored_max_end(self, partition: int) -> int:
+        known = self.stored_max_end.get(partition)
+        if known is None:
+            prefix = _PARTITION.pack(partition)
+            last = self.backend.last_key(self.store, prefix, _PARTITION.pack(partition + 1))
+            known = _parse_window_key(last)[1] if last is not None else -(1 << 63)
+            self.stored_max_end[partition] = known
+        return known
 
     def _evict(self) -> None:
         """Drop the oldest clean entries; dirty ones stay until the next checkpoint."""
@@ -264,6 +293,8 @@ class WindowAggregateOperator:
                     (entry.accumulators, entry.emitted), _PICKLE
                 )
                 entry.dirty = False
+                if key[1] > self._stored_max_end(key[0]):
+                    self.stored_max_end[key[0]] = key[1]
         self.deleted.clear()
         return writes
 

@@ -7,9 +7,10 @@ covers [k*S, (k+1)*S). Session windows are merged by the aggregate operator, not
 from __future__ import annotations
 
 
-def tumbling(timestamp_ms: int, size_ms: int) -> list[tuple[int, int]]:
+def tumbling(timestamp_ms: int, size_ms: int) -> tuple[int, int]:
+    """The one window [start, end) holding the time."""
     start = timestamp_ms - timestamp_ms % size_ms
-    return [(start, start + size_ms)]
+    return start, start + size_ms
 
 
 def hopping(timestamp_ms: int, size_ms: int, slide_ms: int) -> list[tuple[int, int]]:

@@ -52,6 +52,13 @@ class StateBackend(ABC):
     ) -> Iterator[tuple[bytes, bytes]]:
         """Committed entries with start <= key < end, in key order."""
 
+    def last_key(self, store: str, start: bytes, end: bytes) -> bytes | None:
+        """The largest committed key in [start, end), or None."""
+        last = None
+        for key, _ in self.scan(store, start, end):
+            last = key
+        return last
+
     @abstractmethod
     def commit(
         self,
@@ -184,6 +191,17 @@ class RocksdbStateBackend(StateBackend):
         while iterator.valid():
             yield bytes(iterator.key()), bytes(iterator.value())
             iterator.next()
+
+    def last_key(self, store: str, start: bytes, end: bytes) -> bytes | None:
+        self._family(store)
+        iterator = self._view(store).iter(ReadOptions())
+        iterator.seek_for_prev(end)
+        while iterator.valid():
+            key = bytes(iterator.key())
+            if key < end:
+                return key if key >= start else None
+            iterator.prev()
+        return None
 
     def commit(
         self,

@@ -62,7 +62,6 @@ class MemoryTopics:
         value: bytes | None,
         timestamp_ms: int,
         headers: Headers | None = None,
-        event_time_ms: int | None = None,
     ) -> None:
         self.records[topic].append(TopicRecord(key, value, timestamp_ms, headers))
         self.sent += 1

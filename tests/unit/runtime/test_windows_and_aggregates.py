@@ -13,9 +13,10 @@ pytestmark = pytest.mark.unit
 
 
 def test_tumbling_windows_are_epoch_aligned_and_half_open() -> None:
-    assert tumbling(0, 300_000) == [(0, 300_000)]
-    assert tumbling(299_999, 300_000) == [(0, 300_000)]
-    assert tumbling(300_000, 300_000) == [(300_000, 600_000)]
+    assert tumbling(0, 300_000) == (0, 300_000)
+    assert tumbling(299_999, 300_000) == (0, 300_000)
+    assert tumbling(300_000, 300_000) == (300_000, 600_000)
+    assert tumbling(-1, 1_000) == (-1_000, 0)  # before the epoch, still aligned
 
 
 def test_hopping_windows_cover_every_window_holding_the_time() -> None:

@@ -90,3 +90,13 @@ def test_rocksdb_commit_survives_sigkill(tmp_path: Path) -> None:
     assert reopened.get("agg", b"n") == b"199"
     assert reopened.offsets() == {("in", 0): 200}
     reopened.close()
+
+
+def test_last_key_is_the_largest_committed_key_in_range(backend: StateBackend) -> None:
+    keys = [bytes([0, 1]), bytes([0, 5]), bytes([1, 0]), bytes([1, 9])]
+    backend.commit({"s": dict.fromkeys(keys, b"v")}, {})
+    assert backend.last_key("s", bytes([0]), bytes([1])) == bytes([0, 5])
+    assert backend.last_key("s", bytes([1]), bytes([2])) == bytes([1, 9])
+    assert backend.last_key("s", bytes([1, 0]), bytes([1, 9])) == bytes([1, 0])  # end excluded
+    assert backend.last_key("s", bytes([2]), bytes([3])) is None
+    assert backend.last_key("empty", b"", b"\xff") is None
