@@ -2,8 +2,8 @@
 
 Starts the local Kafka broker and Kubernetes control plane (or uses STREAMHOUSE_KUBECONFIG /
 STREAMHOUSE_BOOTSTRAP), installs the StreamQuery CRD, applies the example query, shows it with
-kubectl, and produces sample orders into its source topic. It grows as the operator and runtime
-land.
+kubectl, produces sample orders, runs the query with `streamhouse run` (as a pod would) and
+prints the derived stream. Once the operator lands, it deploys the query instead.
 """
 
 from __future__ import annotations
@@ -12,12 +12,15 @@ import json
 import os
 import random
 import sys
+import tempfile
+import time
 from pathlib import Path
 
 import yaml
-from confluent_kafka import Producer
+from confluent_kafka import Consumer, Producer
 from tests.harness.kafka import KafkaBroker
 from tests.harness.kube import ControlPlane
+from tests.harness.query_process import QueryProcess
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -63,6 +66,7 @@ def main() -> int:
             broker.create_topic("orders", partitions=2)
         producer = Producer({"bootstrap.servers": broker.bootstrap, "enable.idempotence": True})
         rng = random.Random(7)
+        amounts: list[float] = []
         for order_id in range(1, 21):
             order = {
                 "order_id": order_id,
@@ -72,11 +76,38 @@ def main() -> int:
                 "created_at": 1_700_000_000_000 + order_id * 1000,
             }
             producer.produce("orders", key=str(order_id), value=json.dumps(order))
+            amounts.append(float(str(order["amount"])))
             print(json.dumps(order))
         producer.flush(30)
+
+        banner("streamhouse run (the process each query pod runs), reading 'orders'")
+        workdir = Path(tempfile.mkdtemp(prefix="streamhouse-demo-"))
+        sql_file = workdir / "query.sql"
+        sql_file.write_text(manifest["spec"]["sql"])
+        query = QueryProcess(sql_file, workdir, broker.bootstrap, "demo").start()
+        try:
+            banner("the derived stream 'high_value_orders' (amount > 1000)")
+            consumer = Consumer(
+                {"bootstrap.servers": broker.bootstrap, "group.id": "demo-reader",
+                 "auto.offset.reset": "earliest"}
+            )  # fmt: skip
+            consumer.subscribe(["high_value_orders"])
+            deadline = time.monotonic() + 30
+            shown = 0
+            expected = sum(1 for amount in amounts if amount > 1000)
+            while shown < expected and time.monotonic() < deadline:
+                for message in consumer.consume(100, 0.5):
+                    value = message.value()
+                    if message.error() is None and value is not None:
+                        print(value.decode())
+                        shown += 1
+            consumer.close()
+            print(f"\n{shown} of {len(amounts)} orders passed the filter.")
+        finally:
+            query.stop()
         print(
-            "\nThe operator and the runtime that turn this StreamQuery into a running "
-            "StatefulSet arrive with the next issues; see README.md."
+            "\nNext: the operator turns the StreamQuery itself into a StatefulSet running "
+            "this process (see README.md)."
         )
         return 0
     finally:

@@ -7,6 +7,7 @@ into one compact value per checkpoint. `merge` combines two session windows.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
@@ -34,6 +35,13 @@ class Aggregator(ABC):
     def result(self, accumulator: Any) -> Any:
         """The SQL value of the aggregate."""
 
+    def fold_source(self, slot: str, value: str) -> list[str] | None:
+        """Python lines that fold `value` into `slot` in place, or None to call `add`.
+
+        `compile_fold` inlines these so that folding a row is one generated function
+        instead of one method call per aggregate."""
+        return None
+
 
 def _quantize(value: Any, sql_type: SqlType) -> Any:
     if (
@@ -58,12 +66,18 @@ class CountStar(Aggregator):
     def result(self, accumulator: int) -> int:
         return accumulator
 
+    def fold_source(self, slot: str, value: str) -> list[str] | None:
+        return [f"{slot} += 1"]
+
 
 class Count(CountStar):
     """COUNT(x): rows where x is not NULL."""
 
     def add(self, accumulator: int, value: Any, offset: int) -> int:
         return accumulator if value is None else accumulator + 1
+
+    def fold_source(self, slot: str, value: str) -> list[str] | None:
+        return [f"if {value} is not None:", f"    {slot} += 1"]
 
 
 class CountDistinct(Aggregator):
@@ -101,6 +115,13 @@ class Sum(Aggregator):
     def result(self, accumulator: Any) -> Any:
         return _quantize(accumulator, self.result_type)
 
+    def fold_source(self, slot: str, value: str) -> list[str] | None:
+        return [
+            f"if {value} is not None:",
+            f"    _a = {slot}",
+            f"    {slot} = {value} if _a is None else _a + {value}",
+        ]
+
 
 class Avg(Aggregator):
     def initialize(self) -> list[Any]:
@@ -125,6 +146,14 @@ class Avg(Aggregator):
             return _quantize(total / count, self.result_type)
         return float(total) / count
 
+    def fold_source(self, slot: str, value: str) -> list[str] | None:
+        return [
+            f"if {value} is not None:",
+            f"    _a = {slot}",
+            f"    _a[0] = {value} if _a[0] is None else _a[0] + {value}",
+            "    _a[1] += 1",
+        ]
+
 
 class Min(Aggregator):
     def initialize(self) -> Any:
@@ -141,8 +170,20 @@ class Min(Aggregator):
     def result(self, accumulator: Any) -> Any:
         return accumulator
 
+    _better = "<"
+
+    def fold_source(self, slot: str, value: str) -> list[str] | None:
+        return [
+            f"if {value} is not None:",
+            f"    _a = {slot}",
+            f"    if _a is None or {value} {self._better} _a:",
+            f"        {slot} = {value}",
+        ]
+
 
 class Max(Min):
+    _better = ">"
+
     def add(self, accumulator: Any, value: Any, offset: int) -> Any:
         if value is None:
             return accumulator
@@ -206,6 +247,35 @@ class LatestByOffset(EarliestByOffset):
         if value is not None and (accumulator[0] is None or offset >= accumulator[0]):
             return [offset, value]
         return accumulator
+
+
+Fold = Callable[[list[Any], dict[str, object], int], None]
+
+
+def compile_fold(
+    aggregators: Sequence[Aggregator],
+    arguments: Sequence[Callable[[dict[str, object]], object] | None],
+) -> Fold:
+    """One generated function folding a row into every accumulator of a group, in place."""
+    namespace: dict[str, Any] = {}
+    lines = ["def fold(acc, row, offset):"]
+    for index, (function, argument) in enumerate(zip(aggregators, arguments, strict=True)):
+        value = f"_v{index}"
+        if argument is not None:
+            namespace[f"_arg{index}"] = argument
+            lines.append(f"    {value} = _arg{index}(row)")
+        else:
+            lines.append(f"    {value} = None")
+        inline = function.fold_source(f"acc[{index}]", value)
+        if inline is None:
+            namespace[f"_add{index}"] = function.add
+            inline = [f"acc[{index}] = _add{index}(acc[{index}], {value}, offset)"]
+        lines += [f"    {line}" for line in inline]
+    if len(lines) == 1:
+        lines.append("    pass")
+    exec(compile("\n".join(lines), "<streamhouse-fold>", "exec"), namespace)
+    fold: Fold = namespace["fold"]
+    return fold
 
 
 def aggregator(call: AggregateCall) -> Aggregator:

@@ -223,6 +223,7 @@ def _key_function(
 
 _WINDOW_BOUNDS = struct.Struct(">qq")
 _NEVER = -(1 << 62)
+KEY_CACHE_ENTRIES = 100_000
 
 
 class StageExecutor:
@@ -257,6 +258,7 @@ class StageExecutor:
         self.input_partitions = input_partitions
         self.positions: dict[int, int] = {}  # partition -> next offset to consume
         self.batch_watermark = _NEVER
+        self.key_cache: dict[bytes, Row] = {}
         self.last_event_time_ms: int | None = None  # of the latest record processed
         # (input partition, source topic-partition) -> highest source offset applied
         self.dedup: dict[tuple[int, str], int] = {}
@@ -388,6 +390,7 @@ class StageExecutor:
         positions = self.positions
         decode = self.decode_value.decode
         decode_key = self.decode_key.decode if self.decode_key is not None else None
+        key_cache = self.key_cache
         check_duplicates = not self.spec.is_source_stage
         stateless = self.spec.stateful is None and self.rekey is None and not check_duplicates
         send = out.send
@@ -414,7 +417,13 @@ class StageExecutor:
                 if decode_key is not None:
                     key_bytes = record.key()
                     if key_bytes is not None:
-                        row.update(decode_key(key_bytes))
+                        # Keys repeat (customers, devices...): decode each one once.
+                        key_row = key_cache.get(key_bytes)
+                        if key_row is None:
+                            key_row = decode_key(key_bytes)
+                            if len(key_cache) < KEY_CACHE_ENTRIES:
+                                key_cache[key_bytes] = key_row
+                        row.update(key_row)
                 event_time = row.get(time_field) if time_field else None
                 if not isinstance(event_time, int):
                     event_time = record.timestamp()[1]

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from streamhouse_runtime.exec.aggregates import Aggregator, aggregator
+from streamhouse_runtime.exec.aggregates import Aggregator, aggregator, compile_fold
 from streamhouse_runtime.exec.windows import hopping, tumbling
 from streamhouse_runtime.plan.nodes import Aggregate, WindowAggregate
 from streamhouse_runtime.sql.query import EmitMode, WindowKind, WindowSyntax
@@ -97,10 +97,7 @@ class WindowAggregateOperator:
         # Per partition, the latest window end ever written to the store: a newer window
         # cannot be there, so its first touch skips the RocksDB lookup.
         self.stored_max_end: dict[int, int] = {}
-        self.folds = [
-            (function.add, argument)
-            for function, argument in zip(self.aggregators, arguments, strict=True)
-        ]
+        self.fold = compile_fold(self.aggregators, arguments)
 
     # -- processing ------------------------------------------------------------------------
 
@@ -145,10 +142,7 @@ class WindowAggregateOperator:
         entry.dirty = True
 
     def _fold_row(self, entry: _Entry, row: Row, offset: int) -> None:
-        accumulators = entry.accumulators
-        for index, (add, argument) in enumerate(self.folds):
-            value = argument(row) if argument is not None else None
-            accumulators[index] = add(accumulators[index], value, offset)
+        self.fold(entry.accumulators, row, offset)
         entry.dirty = True
 
     def _session(
@@ -324,6 +318,7 @@ class AggregateOperator:
         self.store = store
         self.cache_entries = cache_entries
         self.entries: dict[tuple[int, tuple[object, ...]], _Entry] = {}
+        self.fold = compile_fold(self.aggregators, arguments)
 
     @staticmethod
     def _key(partition: int, group: tuple[object, ...]) -> bytes:
@@ -346,10 +341,7 @@ class AggregateOperator:
                     if not self.entries[old].dirty:
                         del self.entries[old]
         accumulators = entry.accumulators
-        for index, function in enumerate(self.aggregators):
-            argument = self.arguments[index]
-            value = argument(row) if argument is not None else None
-            accumulators[index] = function.add(accumulators[index], value, offset)
+        self.fold(accumulators, row, offset)
         entry.dirty = True
         result: Row = dict(zip(self.key_names, group, strict=True))
         for name, function, accumulator in zip(

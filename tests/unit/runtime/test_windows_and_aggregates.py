@@ -69,3 +69,35 @@ def test_merging_session_accumulators() -> None:
     a = implementation.add(implementation.initialize(), 1.0, 0)
     b = implementation.add(implementation.add(implementation.initialize(), 2.0, 1), 6.0, 2)
     assert implementation.result(implementation.merge(a, b)) == 3.0
+
+
+def test_generated_fold_matches_the_aggregators_own_add() -> None:
+    import random
+
+    from streamhouse_runtime.exec.aggregates import compile_fold
+
+    calls = [
+        bound.AggregateCall(t.BIGINT, "COUNT", ()),
+        bound.AggregateCall(t.BIGINT, "COUNT", (bound.ColumnRef(t.INTEGER, "x"),)),
+        bound.AggregateCall(t.BIGINT, "SUM", (bound.ColumnRef(t.INTEGER, "x"),)),
+        bound.AggregateCall(t.DOUBLE, "AVG", (bound.ColumnRef(t.INTEGER, "x"),)),
+        bound.AggregateCall(t.INTEGER, "MIN", (bound.ColumnRef(t.INTEGER, "x"),)),
+        bound.AggregateCall(t.INTEGER, "MAX", (bound.ColumnRef(t.INTEGER, "x"),)),
+        bound.AggregateCall(t.array(t.INTEGER), "COLLECT_LIST", (bound.ColumnRef(t.INTEGER, "x"),)),
+        bound.AggregateCall(t.INTEGER, "LATEST_BY_OFFSET", (bound.ColumnRef(t.INTEGER, "x"),)),
+    ]
+    implementations = [aggregator(call) for call in calls]
+    arguments = [None] + [(lambda row: row["x"])] * (len(calls) - 1)
+    fold = compile_fold(implementations, arguments)
+    rng = random.Random(3)
+    generated = [f.initialize() for f in implementations]
+    reference = [f.initialize() for f in implementations]
+    for offset in range(500):
+        row = {"x": rng.choice([None, *range(-50, 50)])}
+        fold(generated, row, offset)
+        for index, (function, argument) in enumerate(zip(implementations, arguments, strict=True)):
+            value = argument(row) if argument is not None else None
+            reference[index] = function.add(reference[index], value, offset)
+    assert [f.result(a) for f, a in zip(implementations, generated, strict=True)] == [
+        f.result(a) for f, a in zip(implementations, reference, strict=True)
+    ]
