@@ -29,6 +29,26 @@ def banner(text: str) -> None:
     print(f"\n=== {text}", flush=True)
 
 
+def produce_orders(bootstrap: str) -> list[float]:
+    """20 sample orders; returns their amounts. The producer is gone when this returns."""
+    producer = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True})
+    rng = random.Random(7)
+    amounts: list[float] = []
+    for order_id in range(1, 21):
+        order = {
+            "order_id": order_id,
+            "customer_id": f"c{rng.randint(1, 5)}",
+            "amount": round(rng.uniform(10, 2500), 2),
+            "status": "placed",
+            "created_at": 1_700_000_000_000 + order_id * 1000,
+        }
+        producer.produce("orders", key=str(order_id), value=json.dumps(order))
+        amounts.append(float(str(order["amount"])))
+        print(json.dumps(order))
+    producer.flush(30)
+    return amounts
+
+
 def main() -> int:
     banner("starting services (cached builds; first run on a machine builds them)")
     external_kube = os.environ.get("STREAMHOUSE_KUBECONFIG")
@@ -64,21 +84,7 @@ def main() -> int:
         banner("producing 20 sample orders to topic 'orders'")
         if not external_kafka:
             broker.create_topic("orders", partitions=2)
-        producer = Producer({"bootstrap.servers": broker.bootstrap, "enable.idempotence": True})
-        rng = random.Random(7)
-        amounts: list[float] = []
-        for order_id in range(1, 21):
-            order = {
-                "order_id": order_id,
-                "customer_id": f"c{rng.randint(1, 5)}",
-                "amount": round(rng.uniform(10, 2500), 2),
-                "status": "placed",
-                "created_at": 1_700_000_000_000 + order_id * 1000,
-            }
-            producer.produce("orders", key=str(order_id), value=json.dumps(order))
-            amounts.append(float(str(order["amount"])))
-            print(json.dumps(order))
-        producer.flush(30)
+        amounts = produce_orders(broker.bootstrap)
 
         banner("streamhouse run (the process each query pod runs), reading 'orders'")
         workdir = Path(tempfile.mkdtemp(prefix="streamhouse-demo-"))
