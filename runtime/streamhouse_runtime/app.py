@@ -24,13 +24,15 @@ import signal
 import sys
 import time
 from collections import defaultdict
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from types import FrameType
+from typing import TypeVar
 
 from confluent_kafka import (
     OFFSET_BEGINNING,
     Consumer,
+    KafkaError,
     KafkaException,
     Message,
     Producer,
@@ -40,6 +42,7 @@ from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-def
 
 from streamhouse_runtime.config import RuntimeConfig
 from streamhouse_runtime.exec.pipeline import (
+    DEDUP_STORE,
     ErrorPolicy,
     Headers,
     LatePolicy,
@@ -59,10 +62,13 @@ from streamhouse_runtime.plan.nodes import Repartition, Sink, Source
 from streamhouse_runtime.plan.planner import plan_statement
 from streamhouse_runtime.program import load_single_query, load_udfs
 from streamhouse_runtime.state.backend import RocksdbStateBackend
+from streamhouse_runtime.state.changelog import checkpoint_records, replay
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 PURGE_INTERVAL_S = 30.0
+RESTORE_TIMEOUT_S = 600.0
 
 
 class QueryRuntime:
@@ -109,6 +115,10 @@ class QueryRuntime:
             for spec in self.stages
             if isinstance(spec.output, Repartition)
         }
+        self.changelogs = {
+            f"stage-{spec.index}": internal_topic(self.query_id, f"stage-{spec.index}-changelog")
+            for spec in self.stages
+        }
         self.next_purge = 0.0
         self.executors: dict[str, StageExecutor] = {}
         for spec in self.stages:
@@ -146,6 +156,10 @@ class QueryRuntime:
                 # Records keep their event time as timestamp, which may be old: only our own
                 # purge after each checkpoint may delete them, never time retention.
                 wanted[name] = (partitions, {"retention.ms": "-1"})
+        for spec in self.stages:
+            if spec.stateful is not None or not spec.is_source_stage:
+                changelog = internal_topic(self.query_id, f"stage-{spec.index}-changelog")
+                wanted[changelog] = (partitions, {"cleanup.policy": "compact"})
         output_partitions = self.plan.partitions or partitions
         compacted = (
             {"cleanup.policy": "compact"}
@@ -172,16 +186,92 @@ class QueryRuntime:
             counts[name] = count
         return counts
 
-    def _assignment(self) -> list[TopicPartition]:
+    def _owned(self, topic: str) -> list[int]:
+        return [p for p in range(self.partitions[topic]) if p % self.replicas == self.ordinal]
+
+    def _assignment(self, consumer: Consumer) -> list[TopicPartition]:
+        """Where to start each owned partition: the offsets stored with the state; for a
+        stateful stage without them, its changelog; for a stateless one, the group's last
+        committed offset; else the earliest."""
+        for executor in self.executors.values():
+            if executor.is_stateful:
+                self._restore(executor)
+        missing = [
+            TopicPartition(topic, partition)
+            for topic, executor in self.executors.items()
+            if not executor.is_stateful
+            for partition in self._owned(topic)
+            if (topic, partition) not in self.positions
+        ]
+        if missing:
+            committed_offsets = _retrying(
+                lambda: consumer.committed(missing, timeout=10), "committed offsets"
+            )
+            for committed in committed_offsets:
+                if committed.offset >= 0:
+                    self.positions[(committed.topic, committed.partition)] = committed.offset
         assigned = []
         for topic, executor in self.executors.items():
-            for partition in range(self.partitions[topic]):
-                if partition % self.replicas != self.ordinal:
-                    continue
+            for partition in self._owned(topic):
                 offset = self.positions.get((topic, partition), OFFSET_BEGINNING)
                 assigned.append(TopicPartition(topic, partition, offset))
                 executor.mark_seen({partition: time.time() * 1000})
         return assigned
+
+    def _restore(self, executor: StageExecutor) -> None:
+        """Rebuild the partitions this pod owns but has no local state for (an empty volume,
+        or partitions new to this pod) from the stage's changelog."""
+        topic = executor.input_topic
+        wanted = [p for p in self._owned(topic) if (topic, p) not in self.positions]
+        if not wanted:
+            return
+        changelog = self.changelogs[executor.store]
+        reader = Consumer(
+            {**self.kafka, "group.id": f"streamhouse-{self.query_id}-restore",
+             "enable.auto.commit": False, "enable.partition.eof": True}
+        )  # fmt: skip
+        try:
+            for partition in wanted:
+                slot = TopicPartition(changelog, partition)
+                low, high = _retrying(
+                    lambda slot=slot: reader.get_watermark_offsets(slot, timeout=10),  # type: ignore[misc]
+                    f"{changelog} offsets",
+                )
+                if high <= low:
+                    continue
+                reader.assign([TopicPartition(changelog, partition, low)])
+                records: list[tuple[bytes, bytes | None]] = []
+                position = low
+                deadline = time.monotonic() + RESTORE_TIMEOUT_S
+                # Compaction leaves gaps in offsets: the end-of-partition event ends the read.
+                while position < high and time.monotonic() < deadline:
+                    for message in reader.consume(10_000, 1.0):
+                        error = message.error()
+                        if error is not None:
+                            if error.code() == KafkaError._PARTITION_EOF:
+                                position = high
+                            continue
+                        key = message.key()
+                        if key is not None:
+                            records.append((key, message.value()))
+                        position = (message.offset() or 0) + 1
+                if position < high:
+                    raise RuntimeError(f"restoring {changelog}[{partition}] timed out")
+                restored = replay(records)
+                if restored.offset is None:
+                    continue
+                self.backend.commit(
+                    {executor.store: restored.store_writes, DEDUP_STORE: restored.dedup_writes},
+                    {(topic, partition): restored.offset},
+                )
+                self.positions[(topic, partition)] = restored.offset
+                log.info(
+                    "restored %s partition %d from %s (%d records) at offset %d",
+                    executor.store, partition, changelog, len(records), restored.offset,
+                )  # fmt: skip
+        finally:
+            reader.close()
+        executor.restored()
 
     def _clients(self) -> tuple[Consumer, Producer]:
         consumer = Consumer(
@@ -224,7 +314,7 @@ class QueryRuntime:
         signal.signal(signal.SIGINT, self._stop)
         self.consumer, self.producer = self._clients()
         self.sink = ProducerSink(self.producer)
-        assignment = self._assignment()
+        assignment = self._assignment(self.consumer)
         self.consumer.assign(assignment)
         self.backend.commit({}, {}, {"plan": self.fingerprint.encode()})
         self.health.ready = True
@@ -307,17 +397,20 @@ class QueryRuntime:
         now = time.time() * 1000
         for executor in self.executors.values():
             executor.advance(self.sink, now)
+        changes: dict[str, dict[bytes, bytes | None]] = {}
+        for topic, executor in self.executors.items():
+            writes = executor.changes()
+            changes.update(writes)
+            for partition, offset in executor.positions.items():
+                self.positions[(topic, partition)] = offset
+            if executor.is_stateful:
+                self._write_changelog(executor, writes)
         remaining = self.producer.flush(30)
         if remaining or self.delivery_errors:
             errors = "; ".join(self.delivery_errors[:3])
             self.delivery_errors.clear()
             # Not committing keeps the input to be processed again: at-least-once.
             raise RuntimeError(f"{remaining} outputs undelivered: {errors}")
-        changes: dict[str, dict[bytes, bytes | None]] = {}
-        for topic, executor in self.executors.items():
-            changes.update(executor.changes())
-            for partition, offset in executor.positions.items():
-                self.positions[(topic, partition)] = offset
         offsets = dict(self.positions)
         self.backend.commit(changes, offsets)
         if offsets:
@@ -328,6 +421,19 @@ class QueryRuntime:
             self._purge_internal(offsets)
         self.metrics.checkpoint_duration.observe(time.perf_counter() - started)
         self._refresh_gauges(offsets)
+
+    def _write_changelog(
+        self, executor: StageExecutor, writes: Mapping[str, Mapping[bytes, bytes | None]]
+    ) -> None:
+        """Send this checkpoint's changes of one stage to its changelog, before the flush."""
+        store_writes, dedup_writes = executor.changelog(writes)
+        offsets = {
+            partition: self.positions.get((executor.input_topic, partition), 0)
+            for partition in self._owned(executor.input_topic)
+        }
+        changelog = self.changelogs[executor.store]
+        for record in checkpoint_records(store_writes, dedup_writes, offsets):
+            self.sink.send_to(changelog, record.partition, record.key, record.value)
 
     def _purge_internal(self, offsets: Mapping[tuple[str, int], int]) -> None:
         """Delete repartition records every owner has checkpointed past (like Kafka Streams)."""
@@ -382,6 +488,32 @@ class QueryRuntime:
         self.backend.close()
 
 
+# Answers a broker gives while a new topic's leaders are elected or a coordinator loads.
+_SETTLING = {
+    KafkaError.NOT_LEADER_FOR_PARTITION,
+    KafkaError.LEADER_NOT_AVAILABLE,
+    KafkaError.NOT_COORDINATOR,
+    KafkaError.COORDINATOR_LOAD_IN_PROGRESS,
+    KafkaError.UNKNOWN_TOPIC_OR_PART,
+}
+
+
+def _retrying(call: Callable[[], T], what: str, limit_s: float = 60) -> T:
+    """Retry a metadata call while the broker answers with a retriable error, as it does
+    right after a topic was created or while a group coordinator loads."""
+    deadline = time.monotonic() + limit_s
+    while True:
+        try:
+            return call()
+        except KafkaException as error:
+            kafka_error = error.args[0]
+            transient = kafka_error.retriable() or kafka_error.code() in _SETTLING
+            if time.monotonic() > deadline or not transient:
+                raise
+            log.debug("%s: %s; retrying", what, error)
+            time.sleep(0.5)
+
+
 class ProducerSink:
     """The RecordSink of a pod: produce straight into librdkafka's queue.
 
@@ -405,6 +537,14 @@ class ProducerSink:
         except BufferError:
             self.poll(0.05)  # the local queue is full: let deliveries drain, then retry
             self.send(topic, key, value, timestamp_ms, headers)
+
+    def send_to(self, topic: str, partition: int, key: bytes, value: bytes | None) -> None:
+        """Produce to an explicit partition (changelogs follow their input's partitioning)."""
+        try:
+            self.produce(topic, value, key, partition=partition)
+        except BufferError:
+            self.poll(0.05)
+            self.send_to(topic, partition, key, value)
 
 
 def run(config: RuntimeConfig) -> int:

@@ -661,6 +661,29 @@ class StageExecutor:
         return writes
 
     @property
+    def is_stateful(self) -> bool:
+        return self.spec.stateful is not None or not self.spec.is_source_stage
+
+    def changelog(
+        self, writes: Mapping[str, Mapping[bytes, bytes | None]]
+    ) -> tuple[dict[bytes, bytes | None], dict[tuple[int, bytes], bytes | None]]:
+        """This stage's part of `changes()`, as (store writes, de-duplication writes keyed by
+        (partition, key)) for its changelog topic."""
+        dedup: dict[tuple[int, bytes], bytes | None] = {}
+        prefix = self._dedup_prefix()
+        for key, value in writes.get(DEDUP_STORE, {}).items():
+            if key.startswith(prefix):
+                partition = pickle.loads(key[len(prefix) :])[0]
+                dedup[(partition, key)] = value
+        return dict(writes.get(self.store, {})), dedup
+
+    def restored(self) -> None:
+        """Re-read what a changelog restore wrote to the backend behind this executor."""
+        self._load_dedup()
+        if self.window_op is not None:
+            self.window_op.stored_max_end.clear()
+
+    @property
     def late_records(self) -> int:
         return self.counters.late
 
