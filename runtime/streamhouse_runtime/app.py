@@ -51,7 +51,6 @@ from streamhouse_runtime.exec.pipeline import (
     StageSettings,
 )
 from streamhouse_runtime.exec.topology import (
-    StageSpec,
     internal_topic,
     plan_fingerprint,
     split_stages,
@@ -122,9 +121,7 @@ class QueryRuntime:
         self.next_purge = 0.0
         self.executors: dict[str, StageExecutor] = {}
         for spec in self.stages:
-            executor = StageExecutor(
-                spec, settings, self.backend, self.partitions[self._input_topic(spec)]
-            )
+            executor = StageExecutor(spec, settings, self.backend)
             self.executors[executor.input_topic] = executor
         self.positions: dict[tuple[str, int], int] = dict(self.backend.offsets())
         self.consumer: Consumer | None = None
@@ -134,11 +131,6 @@ class QueryRuntime:
         self.published_out: dict[str, int] = {}
 
     # -- set-up ----------------------------------------------------------------------------
-
-    def _input_topic(self, spec: StageSpec) -> str:
-        if isinstance(spec.input, Source):
-            return spec.input.topic
-        return internal_topic(self.query_id, spec.input.topic_suffix)
 
     def _prepare_topics(self) -> dict[str, int]:
         """Partition counts of every input; creates missing output and internal topics."""
@@ -462,8 +454,9 @@ class QueryRuntime:
             self.metrics.skipped.inc(counters.skipped)
             self.metrics.late.inc(counters.late)
             counters.dead_lettered = counters.skipped = counters.late = 0
-        first = next(iter(self.executors.values()))
-        self.metrics.watermark.set(first.watermark(time.time() * 1000))
+        # The last stage holds the windows, so its watermark is the one that closes them.
+        last = list(self.executors.values())[-1]
+        self.metrics.watermark.set(last.watermark(time.time() * 1000))
         self.metrics.state_entries.set(entries)
         self.metrics.state_bytes.set(self.backend.approximate_size_bytes())
         for (topic, partition), position in offsets.items():

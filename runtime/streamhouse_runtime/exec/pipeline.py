@@ -234,7 +234,6 @@ class StageExecutor:
         spec: StageSpec,
         settings: StageSettings,
         backend: StateBackend,
-        input_partitions: int,
     ) -> None:
         self.spec = spec
         self.settings = settings
@@ -255,7 +254,6 @@ class StageExecutor:
         self.watermarks: dict[int, int] = {}
         self.max_event_time: dict[int, int] = {}
         self.last_seen_ms: dict[int, float] = {}
-        self.input_partitions = input_partitions
         self.positions: dict[int, int] = {}  # partition -> next offset to consume
         self.batch_watermark = _NEVER
         self.key_cache: dict[bytes, Row] = {}
@@ -682,10 +680,6 @@ class StageExecutor:
         self._load_dedup()
         if self.window_op is not None:
             self.window_op.stored_max_end.clear()
-
-    @property
-    def late_records(self) -> int:
-        return self.counters.late
 
     def state_entries(self) -> int:
         if self.window_op is not None:

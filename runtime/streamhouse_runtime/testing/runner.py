@@ -156,7 +156,7 @@ class OfflineRun:
             )
             backend = MemoryStateBackend()
             for spec in stages:
-                executor = StageExecutor(spec, settings, backend, 1)
+                executor = StageExecutor(spec, settings, backend)
                 records = [
                     MemoryRecord(
                         executor.input_topic,
