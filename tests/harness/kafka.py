@@ -16,6 +16,7 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from confluent_kafka import Consumer, Message
 from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
 from tests.harness.processes import (
@@ -128,6 +129,27 @@ class KafkaBroker:
             stop_process(self.process, grace_s=15)
         if self.owns_workdir:
             shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+def read_messages(bootstrap: str, topic: str, expect: int, timeout_s: float = 60) -> list[Message]:
+    """The first `expect` messages of `topic` (fewer if they do not arrive in time)."""
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": f"reader-{uuid.uuid4().hex}",
+            "auto.offset.reset": "earliest",
+            "enable.auto.commit": False,
+        }
+    )
+    consumer.subscribe([topic])
+    messages: list[Message] = []
+    deadline = time.monotonic() + timeout_s
+    try:
+        while len(messages) < expect and time.monotonic() < deadline:
+            messages += [m for m in consumer.consume(100, 0.5) if not m.error()]
+    finally:
+        consumer.close()
+    return messages
 
 
 def _cluster_id() -> str:

@@ -9,7 +9,6 @@ after the expected ones and are not compared.
 from __future__ import annotations
 
 import json
-import time
 import uuid
 from collections.abc import Callable
 from decimal import Decimal
@@ -18,12 +17,12 @@ from typing import Any
 
 import pytest
 import yaml
-from confluent_kafka import Consumer, Producer
+from confluent_kafka import Producer
 
 from streamhouse_runtime.io.serde import value_serde
 from streamhouse_runtime.sql.analyzer import analyze
 from streamhouse_runtime.testing.runner import compare
-from tests.harness.kafka import KafkaBroker
+from tests.harness.kafka import KafkaBroker, read_messages
 from tests.harness.query_process import QueryProcess
 
 pytestmark = pytest.mark.kafka
@@ -46,22 +45,6 @@ def _watermark_record(inputs: list[dict[str, Any]]) -> dict[str, Any]:
         if column in value:
             value[column] = timestamp
     return {"topic": last["topic"], "key": "zz-watermark", "value": value, "timestamp": timestamp}
-
-
-def _read(bootstrap: str, topic: str, expect: int, timeout_s: float = 60) -> list[Any]:
-    consumer = Consumer(
-        {"bootstrap.servers": bootstrap, "group.id": uuid.uuid4().hex,
-         "auto.offset.reset": "earliest", "enable.auto.commit": False}
-    )  # fmt: skip
-    consumer.subscribe([topic])
-    messages: list[Any] = []
-    deadline = time.monotonic() + timeout_s
-    try:
-        while len(messages) < expect and time.monotonic() < deadline:
-            messages += [m for m in consumer.consume(100, 0.5) if not m.error()]
-    finally:
-        consumer.close()
-    return messages
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -95,7 +78,7 @@ def test_example_through_the_broker(
     query = QueryProcess(sql_file, tmp_path, kafka_broker.bootstrap, uuid.uuid4().hex[:10])
     query.start()
     try:
-        messages = _read(kafka_broker.bootstrap, output, len(expected))
+        messages = read_messages(kafka_broker.bootstrap, output, len(expected))
     finally:
         assert query.stop() == 0
 
