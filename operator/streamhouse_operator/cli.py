@@ -13,7 +13,22 @@ def _print_crd(_: argparse.Namespace) -> int:
     return 0
 
 
+def _run_operator(args: argparse.Namespace) -> int:
+    import kopf
+
+    import streamhouse_operator.main  # noqa: F401  (registers the handlers)
+
+    namespaces: list[str] = args.namespace or []
+    kopf.run(standalone=True, clusterwide=not namespaces, namespaces=namespaces)
+    return 0
+
+
 def register(commands: Any) -> None:
     """Add the operator's subcommands to the `streamhouse` parser."""
     crd = commands.add_parser("crd", help="print the StreamQuery CustomResourceDefinition")
     crd.set_defaults(handler=_print_crd)
+    operator = commands.add_parser("operator", help="run the StreamQuery operator (kopf)")
+    operator.add_argument(
+        "--namespace", action="append", help="watch only this namespace (repeatable)"
+    )
+    operator.set_defaults(handler=_run_operator)

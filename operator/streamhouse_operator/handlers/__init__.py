@@ -1,0 +1,1 @@
+"""Handler logic, independent of kopf's decorators (registered in streamhouse_operator.main)."""

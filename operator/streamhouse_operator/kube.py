@@ -1,0 +1,76 @@
+"""The one place that talks to the Kubernetes API: server-side apply of a query's children,
+reads, and status patches. "Already exists" is not an error: apply is create-or-update."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from kubernetes import client, config, dynamic
+from kubernetes.client import ApiException
+from kubernetes.dynamic.exceptions import NotFoundError, ResourceNotFoundError
+
+from streamhouse_operator.models import streamquery as model
+
+FIELD_MANAGER = "streamhouse-operator"
+Manifest = dict[str, Any]
+
+
+def default_client() -> client.ApiClient:
+    """In a pod: the service account; elsewhere: the kubeconfig ($KUBECONFIG)."""
+    try:
+        config.load_incluster_config()  # type: ignore[no-untyped-call]
+    except config.ConfigException:
+        # The path is read now: the client library's default is fixed when it is imported.
+        config.load_kube_config(config_file=os.environ.get("KUBECONFIG"))  # type: ignore[no-untyped-call]
+    return client.ApiClient()
+
+
+class Kube:
+    def __init__(self, api: client.ApiClient | None = None) -> None:
+        self.api = api or default_client()
+        self.dynamic = dynamic.DynamicClient(self.api)  # type: ignore[no-untyped-call]
+
+    def _resource(self, api_version: str, kind: str) -> Any:
+        return self.dynamic.resources.get(api_version=api_version, kind=kind)
+
+    def apply(self, manifest: Manifest) -> Manifest:
+        """Server-side apply: creates or updates, owning exactly the fields we set."""
+        resource = self._resource(manifest["apiVersion"], manifest["kind"])
+        metadata = manifest["metadata"]
+        result = resource.server_side_apply(
+            body=manifest,
+            name=metadata["name"],
+            namespace=metadata.get("namespace"),
+            field_manager=FIELD_MANAGER,
+            force_conflicts=True,
+        )
+        applied: Manifest = result.to_dict()
+        return applied
+
+    def get(self, api_version: str, kind: str, name: str, namespace: str) -> Manifest | None:
+        try:
+            found = self._resource(api_version, kind).get(name=name, namespace=namespace)
+        except NotFoundError:
+            return None
+        result: Manifest = found.to_dict()
+        return result
+
+    def has_kind(self, api_version: str, kind: str) -> bool:
+        """Whether the cluster serves this kind (e.g. the Prometheus operator's ServiceMonitor)."""
+        try:
+            self._resource(api_version, kind)
+        except ResourceNotFoundError:
+            return False
+        return True
+
+    def patch_status(self, name: str, namespace: str, status: Manifest) -> None:
+        """Write status now (intent before acting), not at the end of the handler."""
+        api = client.CustomObjectsApi(self.api)
+        try:
+            api.patch_namespaced_custom_object_status(
+                model.GROUP, model.VERSION, namespace, model.PLURAL, name, {"status": status}
+            )
+        except ApiException as error:
+            if error.status != 404:  # deleted meanwhile: nothing left to report on
+                raise
