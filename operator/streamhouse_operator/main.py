@@ -12,11 +12,13 @@ from typing import Any
 
 import kopf
 
+from streamhouse_operator.handlers.admission import problem
 from streamhouse_operator.handlers.reconcile import reconcile
 from streamhouse_operator.kube import Kube
 from streamhouse_operator.models import streamquery as model
 
 DEFAULT_IMAGE = os.environ.get("STREAMHOUSE_IMAGE", "streamhouse:0.1.0")
+WEBHOOK_ADDRESS = os.environ.get("STREAMHOUSE_WEBHOOK_ADDR")
 
 
 @functools.cache
@@ -30,6 +32,32 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     settings.posting.level = logging.WARNING
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix="streamhouse.io")
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(prefix="streamhouse.io")
+    address = WEBHOOK_ADDRESS
+    if address:
+        # The API server calls this endpoint on every create/update of a StreamQuery; kopf
+        # keeps the ValidatingWebhookConfiguration "streamhouse.io" pointing at it.
+        settings.admission.server = kopf.WebhookServer(
+            addr=address,
+            port=int(os.environ.get("STREAMHOUSE_WEBHOOK_PORT", "9443")),
+            host=os.environ.get("STREAMHOUSE_WEBHOOK_HOST") or address,
+            certfile=os.environ.get("STREAMHOUSE_WEBHOOK_CERTFILE"),
+            pkeyfile=os.environ.get("STREAMHOUSE_WEBHOOK_KEYFILE"),
+            cafile=os.environ.get("STREAMHOUSE_WEBHOOK_CAFILE"),
+        )
+        settings.admission.managed = "streamhouse.io"
+
+
+def validate_query(*, spec: kopf.Spec, **_: Any) -> None:
+    """Admission: refuse a spec whose SQL the runtime could not run, with its line:column."""
+    reason = problem(dict(spec))
+    if reason is not None:
+        raise kopf.AdmissionError(reason, code=422)
+
+
+# kopf refuses to start with admission handlers but no webhook server, so the handler exists
+# only when the webhook is configured; reconcile validates either way.
+if WEBHOOK_ADDRESS:
+    kopf.on.validate(model.GROUP, model.VERSION, model.PLURAL, id="sql")(validate_query)
 
 
 @kopf.on.login()
