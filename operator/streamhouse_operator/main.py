@@ -19,6 +19,7 @@ from streamhouse_operator.models import streamquery as model
 
 DEFAULT_IMAGE = os.environ.get("STREAMHOUSE_IMAGE", "streamhouse:0.1.0")
 WEBHOOK_ADDRESS = os.environ.get("STREAMHOUSE_WEBHOOK_ADDR")
+OBSERVE_INTERVAL_S = float(os.environ.get("STREAMHOUSE_OBSERVE_INTERVAL_S", "10"))
 
 
 @functools.cache
@@ -66,6 +67,28 @@ def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
     return kopf.login_with_service_account(**kwargs) or kopf.login_with_kubeconfig(**kwargs)
 
 
+def _reconcile(
+    name: str,
+    namespace: str | None,
+    uid: str,
+    meta: kopf.Meta,
+    spec: kopf.Spec,
+    status: kopf.Status,
+    patch: kopf.Patch,
+) -> None:
+    result = reconcile(
+        _kube(),
+        name=name,
+        namespace=namespace or "default",
+        uid=uid,
+        generation=int(meta.get("generation") or 1),
+        spec=dict(spec),
+        status=dict(status),
+        image=DEFAULT_IMAGE,
+    )
+    patch.status.update(result.as_patch())
+
+
 @kopf.on.resume(model.GROUP, model.VERSION, model.PLURAL)
 @kopf.on.create(model.GROUP, model.VERSION, model.PLURAL)
 @kopf.on.update(model.GROUP, model.VERSION, model.PLURAL)
@@ -81,14 +104,21 @@ def reconcile_query(
     **_: Any,
 ) -> None:
     """Create, update or resume: validate the SQL, apply the children, write status."""
-    result = reconcile(
-        _kube(),
-        name=name,
-        namespace=namespace or "default",
-        uid=uid,
-        generation=int(meta.get("generation") or 1),
-        spec=dict(spec),
-        status=dict(status),
-        image=DEFAULT_IMAGE,
-    )
-    patch.status.update(result.as_patch())
+    _reconcile(name, namespace, uid, meta, spec, status, patch)
+
+
+@kopf.timer(model.GROUP, model.VERSION, model.PLURAL, interval=OBSERVE_INTERVAL_S, idle=1)
+def observe_query(
+    *,
+    name: str,
+    namespace: str | None,
+    uid: str,
+    meta: kopf.Meta,
+    spec: kopf.Spec,
+    status: kopf.Status,
+    patch: kopf.Patch,
+    **_: Any,
+) -> None:
+    """Every OBSERVE_INTERVAL_S: repair drift (a child deleted or edited by hand comes back;
+    server-side apply is idempotent) and refresh readiness in status."""
+    _reconcile(name, namespace, uid, meta, spec, status, patch)

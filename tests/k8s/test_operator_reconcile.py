@@ -49,6 +49,7 @@ def operator(
         "wait", "--for=condition=Established", "--timeout=60s", f"crd/{model.PLURAL}.{model.GROUP}"
     )
     monkeypatch.setenv("KUBECONFIG", str(control_plane.kubeconfig))
+    monkeypatch.setenv("STREAMHOUSE_OBSERVE_INTERVAL_S", "1")
     args = ["run", "--standalone", "--namespace", namespace, "-m", "streamhouse_operator.main"]
     with KopfRunner(args, timeout=60) as runner:
         yield
@@ -124,3 +125,38 @@ def test_bad_sql_fails_with_the_line_and_column_and_creates_nothing(
     assert conditions["Validated"]["reason"] == "InvalidSQL"
     statefulsets = client.AppsV1Api(kube_api).list_namespaced_stateful_set(namespace).items
     assert statefulsets == []
+
+
+def test_a_statefulset_deleted_by_hand_comes_back(
+    operator: None, kube_api: client.ApiClient, namespace: str
+) -> None:
+    _create(kube_api, namespace, "drift", VALID_SQL)
+    apps = client.AppsV1Api(kube_api)
+
+    def statefulset_uid() -> str | None:
+        try:
+            found = apps.read_namespaced_stateful_set("drift", namespace)
+        except client.ApiException as error:
+            if error.status == 404:
+                return None
+            raise
+        return str(found.metadata.uid)
+
+    first = _eventually(statefulset_uid)
+    apps.delete_namespaced_stateful_set("drift", namespace)
+    second = _eventually(lambda: (uid := statefulset_uid()) != first and uid)
+    assert second and second != first
+
+
+def test_periodic_rechecks_keep_conditions_stable(
+    operator: None, kube_api: client.ApiClient, namespace: str
+) -> None:
+    _create(kube_api, namespace, "steady", VALID_SQL)
+    first = _eventually(
+        lambda: (s := _status(kube_api, namespace, "steady")).get("observedGeneration") and s
+    )
+    time.sleep(3.5)  # three timer runs at STREAMHOUSE_OBSERVE_INTERVAL_S=1
+    later = _status(kube_api, namespace, "steady")
+    times = {c["type"]: c["lastTransitionTime"] for c in first["conditions"]}
+    assert {c["type"]: c["lastTransitionTime"] for c in later["conditions"]} == times
+    assert later["lifecycleState"] == first["lifecycleState"]

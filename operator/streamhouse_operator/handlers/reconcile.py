@@ -120,23 +120,32 @@ def reconcile(
         generation,
         now,
     )
-    conditions = set_condition(
-        conditions,
-        ConditionType.PROGRESSING,
-        ConditionStatus.TRUE,
-        "Applying",
-        "applying the ConfigMap, Service, StatefulSet and PodDisruptionBudget",
-        generation,
-        now,
+    # A new spec (or a first or failed attempt) writes its intent before touching anything;
+    # the periodic re-check of an already reconciled generation does not, so the state and
+    # the conditions' lastTransitionTime stay put while nothing changes.
+    new_intent = status.get("observedGeneration") != generation or status.get("lifecycleState") in (
+        None,
+        LifecycleState.CREATED.value,
+        LifecycleState.FAILED.value,
     )
-    intent = StreamQueryStatus(
-        observed_generation=status.get("observedGeneration"),
-        lifecycle_state=LifecycleState.DEPLOYING,
-        conditions=conditions,
-        query_id=context.query_id,
-        plan_summary=context.plan_summary,
-    )
-    kube.patch_status(name, namespace, intent.as_patch())  # intent first, then act
+    if new_intent:
+        conditions = set_condition(
+            conditions,
+            ConditionType.PROGRESSING,
+            ConditionStatus.TRUE,
+            "Applying",
+            "applying the ConfigMap, Service, StatefulSet and PodDisruptionBudget",
+            generation,
+            now,
+        )
+        intent = StreamQueryStatus(
+            observed_generation=status.get("observedGeneration"),
+            lifecycle_state=LifecycleState.DEPLOYING,
+            conditions=conditions,
+            query_id=context.query_id,
+            plan_summary=context.plan_summary,
+        )
+        kube.patch_status(name, namespace, intent.as_patch())  # intent first, then act
 
     for manifest in (
         get_configmap(context),
