@@ -67,31 +67,10 @@ def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
     return kopf.login_with_service_account(**kwargs) or kopf.login_with_kubeconfig(**kwargs)
 
 
-def _reconcile(
-    name: str,
-    namespace: str | None,
-    uid: str,
-    meta: kopf.Meta,
-    spec: kopf.Spec,
-    status: kopf.Status,
-    patch: kopf.Patch,
-) -> None:
-    result = reconcile(
-        _kube(),
-        name=name,
-        namespace=namespace or "default",
-        uid=uid,
-        generation=int(meta.get("generation") or 1),
-        spec=dict(spec),
-        status=dict(status),
-        image=DEFAULT_IMAGE,
-    )
-    patch.status.update(result.as_patch())
-
-
 @kopf.on.resume(model.GROUP, model.VERSION, model.PLURAL)
 @kopf.on.create(model.GROUP, model.VERSION, model.PLURAL)
 @kopf.on.update(model.GROUP, model.VERSION, model.PLURAL)
+@kopf.timer(model.GROUP, model.VERSION, model.PLURAL, interval=OBSERVE_INTERVAL_S, idle=1)
 def reconcile_query(
     *,
     name: str,
@@ -103,22 +82,17 @@ def reconcile_query(
     patch: kopf.Patch,
     **_: Any,
 ) -> None:
-    """Create, update or resume: validate the SQL, apply the children, write status."""
-    _reconcile(name, namespace, uid, meta, spec, status, patch)
-
-
-@kopf.timer(model.GROUP, model.VERSION, model.PLURAL, interval=OBSERVE_INTERVAL_S, idle=1)
-def observe_query(
-    *,
-    name: str,
-    namespace: str | None,
-    uid: str,
-    meta: kopf.Meta,
-    spec: kopf.Spec,
-    status: kopf.Status,
-    patch: kopf.Patch,
-    **_: Any,
-) -> None:
-    """Every OBSERVE_INTERVAL_S: repair drift (a child deleted or edited by hand comes back;
-    server-side apply is idempotent) and refresh readiness in status."""
-    _reconcile(name, namespace, uid, meta, spec, status, patch)
+    """Create, update, resume, and every OBSERVE_INTERVAL_S: validate the SQL, apply the
+    children (server-side apply is idempotent, so drift such as a StatefulSet deleted by hand
+    is repaired), and write status."""
+    result = reconcile(
+        _kube(),
+        name=name,
+        namespace=namespace or "default",
+        uid=uid,
+        generation=int(meta.get("generation") or 1),
+        spec=dict(spec),
+        status=dict(status),
+        image=DEFAULT_IMAGE,
+    )
+    patch.status.update(result.as_patch())

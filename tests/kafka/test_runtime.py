@@ -4,7 +4,6 @@ restarts with the state on the volume."""
 from __future__ import annotations
 
 import json
-import time
 import uuid
 from collections.abc import Callable
 from decimal import Decimal
@@ -12,9 +11,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from confluent_kafka import Consumer, Producer
+from confluent_kafka import Producer
 
-from tests.harness.kafka import KafkaBroker
+from tests.harness.kafka import KafkaBroker, read_messages
 from tests.harness.processes import wait_until
 from tests.harness.query_process import QueryProcess
 
@@ -36,29 +35,11 @@ def _json(value: bytes | None) -> Any:
 
 
 def read_all(bootstrap: str, topic: str, expect: int, timeout_s: float = 60) -> list[Any]:
-    """Every record of `topic` (key, decoded JSON value, headers) once `expect` arrived."""
-    consumer = Consumer(
-        {
-            "bootstrap.servers": bootstrap,
-            "group.id": f"reader-{uuid.uuid4().hex[:6]}",
-            "auto.offset.reset": "earliest",
-            "enable.auto.commit": False,
-        }
-    )
-    consumer.subscribe([topic])
-    records: list[Any] = []
-    deadline = time.monotonic() + timeout_s
-    try:
-        while time.monotonic() < deadline and len(records) < expect:
-            for message in consumer.consume(500, 0.5):
-                if message.error():
-                    continue
-                records.append(
-                    (message.key(), _json(message.value()), dict(message.headers() or []))
-                )
-    finally:
-        consumer.close()
-    return records
+    """Records of `topic` as (key, decoded JSON value, headers), once `expect` arrived."""
+    return [
+        (m.key(), _json(m.value()), dict(m.headers() or []))
+        for m in read_messages(bootstrap, topic, expect, timeout_s)
+    ]
 
 
 def produce(
