@@ -61,7 +61,12 @@ from streamhouse_runtime.plan.nodes import Repartition, Sink, Source
 from streamhouse_runtime.plan.planner import plan_statement
 from streamhouse_runtime.program import load_single_query, load_udfs
 from streamhouse_runtime.state.backend import RocksdbStateBackend
-from streamhouse_runtime.state.changelog import checkpoint_records, replay
+from streamhouse_runtime.state.changelog import (
+    checkpoint_offset,
+    checkpoint_records,
+    partition_range,
+    replay,
+)
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -83,6 +88,7 @@ class QueryRuntime:
         self.plan = plan
         self.fingerprint = plan_fingerprint(plan)
         self.query_id = config.query_id or hashlib.sha256(sql.encode()).hexdigest()[:12]
+        self.state_id = config.state_id or self.query_id
         self.stages = split_stages(plan)
         self.ordinal = config.resolved_ordinal()
         self.replicas = max(1, config.replicas)
@@ -110,12 +116,12 @@ class QueryRuntime:
         self.admin = AdminClient(self.kafka)
         self.partitions = self._prepare_topics()
         self.internal_topics = {
-            internal_topic(self.query_id, spec.output.topic_suffix)
+            internal_topic(self.state_id, spec.output.topic_suffix)
             for spec in self.stages
             if isinstance(spec.output, Repartition)
         }
         self.changelogs = {
-            f"stage-{spec.index}": internal_topic(self.query_id, f"stage-{spec.index}-changelog")
+            f"stage-{spec.index}": internal_topic(self.state_id, f"stage-{spec.index}-changelog")
             for spec in self.stages
         }
         self.next_purge = 0.0
@@ -144,13 +150,13 @@ class QueryRuntime:
         wanted: dict[str, tuple[int, dict[str, str]]] = {}
         for spec in self.stages:
             if isinstance(spec.output, Repartition):
-                name = internal_topic(self.query_id, spec.output.topic_suffix)
+                name = internal_topic(self.state_id, spec.output.topic_suffix)
                 # Records keep their event time as timestamp, which may be old: only our own
                 # purge after each checkpoint may delete them, never time retention.
                 wanted[name] = (partitions, {"retention.ms": "-1"})
         for spec in self.stages:
             if spec.stateful is not None or not spec.is_source_stage:
-                changelog = internal_topic(self.query_id, f"stage-{spec.index}-changelog")
+                changelog = internal_topic(self.state_id, f"stage-{spec.index}-changelog")
                 wanted[changelog] = (partitions, {"cleanup.policy": "compact"})
         output_partitions = self.plan.partitions or partitions
         compacted = (
@@ -182,26 +188,31 @@ class QueryRuntime:
         return [p for p in range(self.partitions[topic]) if p % self.replicas == self.ordinal]
 
     def _assignment(self, consumer: Consumer) -> list[TopicPartition]:
-        """Where to start each owned partition: the offsets stored with the state; for a
-        stateful stage without them, its changelog; for a stateless one, the group's last
-        committed offset; else the earliest."""
+        """Where to start each owned partition.
+
+        A stateful stage starts at the offsets stored with its state, else those its changelog
+        restores. A stateless stage has no state to keep consistent: it starts at the later of
+        its local offset and the group's committed one, because another pod may have gone on
+        with the partition since this one last had it (a scale-out and back). The group's
+        offsets also start a stateful stage whose state identity is new (an upgrade that
+        starts with empty state where the query left off). Anything else: the earliest."""
         for executor in self.executors.values():
             if executor.is_stateful:
                 self._restore(executor)
-        missing = [
+        asked = [
             TopicPartition(topic, partition)
             for topic, executor in self.executors.items()
-            if not executor.is_stateful
             for partition in self._owned(topic)
-            if (topic, partition) not in self.positions
+            if not executor.is_stateful or (topic, partition) not in self.positions
         ]
-        if missing:
+        if asked:
             committed_offsets = _retrying(
-                lambda: consumer.committed(missing, timeout=10), "committed offsets"
+                lambda: consumer.committed(asked, timeout=10), "committed offsets"
             )
             for committed in committed_offsets:
-                if committed.offset >= 0:
-                    self.positions[(committed.topic, committed.partition)] = committed.offset
+                slot = (committed.topic, committed.partition)
+                if committed.offset > self.positions.get(slot, -1):
+                    self.positions[slot] = committed.offset
         assigned = []
         for topic, executor in self.executors.items():
             for partition in self._owned(topic):
@@ -211,24 +222,42 @@ class QueryRuntime:
         return assigned
 
     def _restore(self, executor: StageExecutor) -> None:
-        """Rebuild the partitions this pod owns but has no local state for (an empty volume,
-        or partitions new to this pod) from the stage's changelog."""
+        """Rebuild from the stage's changelog the partitions this pod owns but has no current
+        local state for: an empty volume, partitions new to this pod, or stale ones.
+
+        Local state is current when the changelog ends with this pod's last checkpoint of the
+        partition: an offsets record equal to the local offset. Otherwise another pod went on
+        with the partition (a scale-out and back), or a checkpoint was cut short after its
+        changelog records: resuming from the local copy would re-read input another pod may
+        already have purged from an internal topic, so the changelog's state wins."""
         topic = executor.input_topic
-        wanted = [p for p in self._owned(topic) if (topic, p) not in self.positions]
-        if not wanted:
-            return
         changelog = self.changelogs[executor.store]
         reader = Consumer(
             {**self.kafka, "group.id": f"streamhouse-{self.query_id}-restore",
              "enable.auto.commit": False, "enable.partition.eof": True}
         )  # fmt: skip
         try:
-            for partition in wanted:
+            ends = {}
+            for partition in self._owned(topic):
                 slot = TopicPartition(changelog, partition)
-                low, high = _retrying(
+                ends[partition] = _retrying(
                     lambda slot=slot: reader.get_watermark_offsets(slot, timeout=10),  # type: ignore[misc]
                     f"{changelog} offsets",
                 )
+                low, high = ends[partition]
+                local = self.positions.get((topic, partition))
+                if local is None or high <= low:
+                    continue
+                last = _last_record(reader, changelog, partition, high)
+                if last is None or checkpoint_offset(*last) != local:
+                    log.info(
+                        "local state of %s partition %d is stale (local offset %d, changelog "
+                        "ends differently): restoring", executor.store, partition, local,
+                    )  # fmt: skip
+                    self._drop_partition(executor, partition)
+            wanted = [p for p in self._owned(topic) if (topic, p) not in self.positions]
+            for partition in wanted:
+                low, high = ends[partition]
                 if high <= low:
                     continue
                 reader.assign([TopicPartition(changelog, partition, low)])
@@ -264,6 +293,16 @@ class QueryRuntime:
         finally:
             reader.close()
         executor.restored()
+
+    def _drop_partition(self, executor: StageExecutor, partition: int) -> None:
+        """Delete one partition's local state, de-duplication entries and stored offset."""
+        topic = executor.input_topic
+        store = {
+            key: None for key, _ in self.backend.scan(executor.store, *partition_range(partition))
+        }
+        dedup = {key: None for key in executor.dedup_keys(partition)}
+        self.backend.commit({executor.store: store, DEDUP_STORE: dedup}, {}, {})
+        del self.positions[(topic, partition)]
 
     def _clients(self) -> tuple[Consumer, Producer]:
         consumer = Consumer(
@@ -505,6 +544,28 @@ def _retrying(call: Callable[[], T], what: str, limit_s: float = 60) -> T:
                 raise
             log.debug("%s: %s; retrying", what, error)
             time.sleep(0.5)
+
+
+def _last_record(
+    reader: Consumer, topic: str, partition: int, high: int
+) -> tuple[bytes, bytes | None] | None:
+    """The (key, value) of the record before `high` (None when compaction or a transaction
+    marker left no record there)."""
+    reader.assign([TopicPartition(topic, partition, high - 1)])
+    deadline = time.monotonic() + 30
+    try:
+        while time.monotonic() < deadline:
+            for message in reader.consume(1, 1.0):
+                error = message.error()
+                if error is not None:
+                    if error.code() == KafkaError._PARTITION_EOF:
+                        return None
+                    continue
+                key = message.key()
+                return (key, message.value()) if key is not None else None
+        raise RuntimeError(f"reading the end of {topic}[{partition}] timed out")
+    finally:
+        reader.unassign()
 
 
 class ProducerSink:

@@ -19,7 +19,10 @@ PREFIX = "STREAMHOUSE_"
 class RuntimeConfig:
     bootstrap_servers: str = "localhost:9092"
     query_file: str = "/etc/streamhouse/query.sql"
-    query_id: str = ""  # identity for consumer group and internal topics; derived if empty
+    query_id: str = ""  # identity of the consumer group (and default of state_id)
+    # Identity of the state: internal topics (changelogs, repartitions). A new state_id with the
+    # same query_id starts with empty state where the consumer group left off.
+    state_id: str = ""
     data_dir: str = "/var/lib/streamhouse"
     replicas: int = 1
     ordinal: int = -1  # -1: from the pod name (StatefulSet pods are named <name>-<ordinal>)

@@ -569,6 +569,15 @@ class StageExecutor:
     def _dedup_prefix(self) -> bytes:
         return self.store.encode() + b"\x00"
 
+    def dedup_keys(self, partition: int) -> list[bytes]:
+        """The stored de-duplication keys of one input partition."""
+        prefix = self._dedup_prefix()
+        return [
+            raw
+            for raw, _ in self.backend.scan(DEDUP_STORE, prefix, prefix[:-1] + b"\x01")
+            if pickle.loads(raw[len(prefix) :])[0] == partition
+        ]
+
     def _load_dedup(self) -> None:
         prefix = self._dedup_prefix()
         for raw, value in self.backend.scan(DEDUP_STORE, prefix, prefix[:-1] + b"\x01"):
@@ -677,6 +686,7 @@ class StageExecutor:
 
     def restored(self) -> None:
         """Re-read what a changelog restore wrote to the backend behind this executor."""
+        self.dedup.clear()
         self._load_dedup()
         if self.window_op is not None:
             self.window_op.stored_max_end.clear()

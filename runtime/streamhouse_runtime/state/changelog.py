@@ -27,6 +27,19 @@ def offsets_key(partition: int) -> bytes:
     return OFFSETS_PREFIX + _PARTITION.pack(partition)
 
 
+def checkpoint_offset(key: bytes, value: bytes | None) -> int | None:
+    """The input offset an offsets record closes its checkpoint at (None for other records)."""
+    if not key.startswith(OFFSETS_PREFIX) or value is None:
+        return None
+    offset: int = _OFFSET.unpack(value)[0]
+    return offset
+
+
+def partition_range(partition: int) -> tuple[bytes, bytes]:
+    """[start, end) of the state keys of one input partition."""
+    return _PARTITION.pack(partition), _PARTITION.pack(partition + 1)
+
+
 @dataclass
 class ChangelogRecord:
     partition: int
