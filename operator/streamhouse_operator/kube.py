@@ -56,6 +56,12 @@ class Kube:
         result: Manifest = found.to_dict()
         return result
 
+    def list(self, api_version: str, kind: str, namespace: str, selector: str) -> list[Manifest]:
+        """Objects of a kind in a namespace matching a label selector."""
+        found = self._resource(api_version, kind).get(namespace=namespace, label_selector=selector)
+        items: list[Manifest] = found.to_dict().get("items") or []
+        return items
+
     def has_kind(self, api_version: str, kind: str) -> bool:
         """Whether the cluster serves this kind (e.g. the Prometheus operator's ServiceMonitor)."""
         try:

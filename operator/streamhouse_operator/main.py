@@ -13,8 +13,10 @@ from typing import Any
 import kopf
 
 from streamhouse_operator.handlers.admission import problem
+from streamhouse_operator.handlers.delete import finalize
 from streamhouse_operator.handlers.reconcile import reconcile
 from streamhouse_operator.kube import Kube
+from streamhouse_operator.live import Scraper
 from streamhouse_operator.models import streamquery as model
 
 DEFAULT_IMAGE = os.environ.get("STREAMHOUSE_IMAGE", "streamhouse:0.1.0")
@@ -25,6 +27,9 @@ OBSERVE_INTERVAL_S = float(os.environ.get("STREAMHOUSE_OBSERVE_INTERVAL_S", "10"
 @functools.cache
 def _kube() -> Kube:
     return Kube()
+
+
+SCRAPER = Scraper()  # remembers the last scrape of each query, for rates
 
 
 @kopf.on.startup()
@@ -94,5 +99,37 @@ def reconcile_query(
         spec=dict(spec),
         status=dict(status),
         image=DEFAULT_IMAGE,
+        scraper=SCRAPER,
     )
     patch.status.update(result.as_patch())
+    if result.error is None and status.get("error"):
+        patch.status["error"] = None  # a merge patch keeps what it does not name
+
+
+def _deletes_topics(spec: kopf.Spec, **_: Any) -> bool:
+    return bool(spec.get("deleteInternalTopics"))
+
+
+# Only queries that ask for their topics to go carry the finalizer: deleting any other one is
+# left to owner references alone and cannot hang on a stopped operator.
+@kopf.on.delete(model.GROUP, model.VERSION, model.PLURAL, when=_deletes_topics)
+def delete_query(
+    *,
+    name: str,
+    namespace: str | None,
+    uid: str,
+    spec: kopf.Spec,
+    status: kopf.Status,
+    **_: Any,
+) -> None:
+    """The finalizer: internal topics go when spec.deleteInternalTopics says so. Bounded and
+    never raising (see cleanup.py), so the object never hangs in Terminating."""
+    finalize(
+        _kube(),
+        name=name,
+        namespace=namespace or "default",
+        uid=uid,
+        spec=dict(spec),
+        status=dict(status),
+    )
+    SCRAPER.forget(uid)

@@ -7,6 +7,7 @@ Kubernetes API, so the whole desired state is unit-testable without a cluster.
 from __future__ import annotations
 
 from streamhouse_operator.builders.common import (
+    METRICS_PORT,
     Manifest,
     QueryContext,
     config_hash,
@@ -15,12 +16,14 @@ from streamhouse_operator.builders.common import (
     query_id,
     selector_labels,
     selector_string,
+    state_id,
 )
 from streamhouse_operator.builders.configmap import configmap_name, get_configmap
 from streamhouse_operator.builders.monitoring import get_service_monitor
 from streamhouse_operator.builders.policy import get_pod_disruption_budget
 from streamhouse_operator.builders.service import get_service
 from streamhouse_operator.builders.statefulset import (
+    KAFKA_CONFIG_KEY,
     container_resources,
     get_statefulset,
     lateness_ms,
@@ -28,6 +31,8 @@ from streamhouse_operator.builders.statefulset import (
 )
 
 __all__ = [
+    "KAFKA_CONFIG_KEY",
+    "METRICS_PORT",
     "Manifest",
     "QueryContext",
     "config_hash",
@@ -45,4 +50,5 @@ __all__ = [
     "replicas",
     "selector_labels",
     "selector_string",
+    "state_id",
 ]

@@ -32,12 +32,19 @@ def query_id(uid: str, epoch: int = 0) -> str:
     return hashlib.sha256(seed.encode()).hexdigest()[:12]
 
 
+def state_id(uid: str, epoch: int) -> str:
+    """A fresh identity for the state alone (upgradeMode stateless): new internal topics and
+    state directory, while the consumer group, and so the input position, stays."""
+    return hashlib.sha256(f"{uid}/state/{epoch}".encode()).hexdigest()[:12]
+
+
 @dataclass(frozen=True)
 class QueryContext:
     """Everything the builders need about one StreamQuery, gathered by the reconcile handler.
 
     `image` is the operator's default image; `spec.image` overrides it. `plan_text` is the
-    EXPLAIN output written to the ConfigMap. `query_id` defaults to query_id(uid), and
+    EXPLAIN output written to the ConfigMap. `query_id` defaults to query_id(uid), `state_id`
+    (internal topics and state directory) to `query_id`, and
     `config_hash` to a hash of the SQL (see config_hash()).
     """
 
@@ -48,6 +55,7 @@ class QueryContext:
     image: str
     generation: int = 1
     query_id: str = ""
+    state_id: str = ""
     plan_text: str = ""
     plan_summary: str = ""
     plan_fingerprint: str = ""
@@ -57,6 +65,8 @@ class QueryContext:
         # Frozen: derived fields are set once here, through object.__setattr__.
         if not self.query_id:
             object.__setattr__(self, "query_id", query_id(self.uid))
+        if not self.state_id:
+            object.__setattr__(self, "state_id", self.query_id)
         if not self.config_hash:
             object.__setattr__(self, "config_hash", config_hash(self.spec.sql))
 

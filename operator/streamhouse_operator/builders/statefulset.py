@@ -51,7 +51,7 @@ def data_dir(ctx: QueryContext) -> str:
     """The runtime's data directory: under the state volume, one folder per query identity, so
     a volume that outlives its query (a recreated query of the same name can meet its claims
     before garbage collection removes them) never hands old state and offsets to the new one."""
-    return f"{DATA_MOUNT}/{ctx.query_id}"
+    return f"{DATA_MOUNT}/{ctx.state_id}"
 
 
 def container_resources(resources: model.ResourceRequirements | None) -> Manifest:
@@ -79,6 +79,7 @@ def _env(ctx: QueryContext) -> list[Manifest]:
         "STREAMHOUSE_BOOTSTRAP_SERVERS": spec.kafka.bootstrap_servers,
         "STREAMHOUSE_QUERY_FILE": f"{CONFIG_DIR}/{QUERY_FILE}",
         "STREAMHOUSE_QUERY_ID": ctx.query_id,
+        "STREAMHOUSE_STATE_ID": ctx.state_id,
         "STREAMHOUSE_DATA_DIR": data_dir(ctx),
         # The parallelism, not the current replica count: suspending must not change the pod
         # template (that would roll pods on resume), and each pod owns partition % replicas.

@@ -1,31 +1,46 @@
-"""Reconcile a StreamQuery: validate its SQL with the runtime's own front end, then create or
-update its children, writing intent to status before touching them.
+"""Reconcile a StreamQuery: validate its SQL with the runtime's own front end, decide how a
+changed SQL treats the state, then create or update its children, writing intent to status
+before touching them, and report what the cluster and the pods show.
 
-Idempotent: the same spec applied twice changes nothing (server-side apply). An invalid spec
-or SQL never raises out of the handler (no retry storm, no crash loop): it is reported as
+Idempotent: the same spec applied twice changes nothing (server-side apply), and a reconcile
+cut short (an operator restart) converges when it runs again, because every identity it
+derives is a function of the object (uid, generation) and of what status recorded. An invalid
+spec or SQL never raises out of the handler (no retry storm, no crash loop): it is reported as
 lifecycle FAILED with a Validated=False condition that carries the `line:column` error.
+
+Upgrades (a changed SQL, compared with `status.lastReconciledSpec`, the spec the children run):
+- `last-state` keeps the consumer group and the state; a state-incompatible change is refused
+  (FAILED, Degraded=True with the reason) and nothing is touched: the old query keeps running.
+- `stateless` keeps the consumer group but gives the state a new identity (new internal topics
+  and state directory): the new query starts with empty state where the old one left off.
+- `reset` gives both a new identity: empty state, reprocessing from the earliest offset.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import ValidationError
 
 from streamhouse_operator.builders import (
+    METRICS_PORT,
     QueryContext,
     get_configmap,
     get_pod_disruption_budget,
     get_service,
     get_service_monitor,
     get_statefulset,
+    query_id,
     replicas,
     selector_string,
+    state_id,
 )
 from streamhouse_operator.kube import Kube
+from streamhouse_operator.live import LiveFigures, Scraper, pod_metrics_urls
 from streamhouse_operator.models import streamquery as model
 from streamhouse_operator.models.status import (
     Condition,
@@ -34,14 +49,19 @@ from streamhouse_operator.models.status import (
     LifecycleState,
     QueryError,
     StreamQueryStatus,
+    format_watermark,
     set_condition,
 )
 from streamhouse_runtime.plan.explain import explain_text, summary
+from streamhouse_runtime.plan.nodes import PlanNode
 from streamhouse_runtime.plan.planner import plan_statement
+from streamhouse_runtime.plan.upgrade import Upgrade, UpgradeKind, classify, state_fingerprint
 from streamhouse_runtime.program import load_single_query
 from streamhouse_runtime.sql.errors import SqlValidationError
 
 log = logging.getLogger(__name__)
+
+CRASH_LOOP_REASONS = frozenset({"CrashLoopBackOff", "Error", "ImagePullBackOff", "ErrImagePull"})
 
 
 def _conditions(status: Mapping[str, Any]) -> list[Condition]:
@@ -66,6 +86,102 @@ def _failed(
     )
 
 
+@dataclass(frozen=True)
+class Identity:
+    """Consumer group and state identities for this generation, and the upgrade, if any."""
+
+    query_id: str
+    state_id: str
+    upgrade: Upgrade | None = None
+    refused: bool = False
+
+
+def _plan_of(spec_json: str) -> tuple[str, PlanNode | None]:
+    """The SQL and plan of a spec recorded in status (plan None if it no longer plans)."""
+    old = model.spec_from_json(spec_json)
+    try:
+        _, statement = load_single_query(old.sql)
+        return old.sql, plan_statement(statement)
+    except SqlValidationError:
+        return old.sql, None
+
+
+def identity(
+    uid: str,
+    generation: int,
+    spec: model.StreamQuerySpec,
+    plan: PlanNode,
+    status: Mapping[str, Any],
+) -> Identity:
+    """Which consumer group and state this generation runs with (see the module docstring)."""
+    current_query = status.get("queryId") or query_id(uid)
+    current_state = status.get("stateId") or current_query
+    unchanged = Identity(current_query, current_state)
+    previous = status.get("lastReconciledSpec")
+    if not previous:
+        return unchanged
+    try:
+        old_sql, old_plan = _plan_of(previous)
+    except (ValidationError, ValueError):
+        return unchanged  # unreadable record: nothing to compare with
+    if old_sql == spec.sql:
+        return unchanged
+    upgrade = (
+        classify(old_plan, plan)
+        if old_plan is not None
+        else Upgrade(UpgradeKind.STATE_INCOMPATIBLE, "the running SQL no longer plans")
+    )
+    mode = spec.upgrade_mode
+    if mode is model.UpgradeMode.RESET:
+        fresh = query_id(uid, epoch=generation)
+        return Identity(fresh, fresh, upgrade)
+    if mode is model.UpgradeMode.STATELESS:
+        if upgrade.kind is UpgradeKind.STATELESS:
+            return Identity(current_query, current_state, upgrade)
+        return Identity(current_query, state_id(uid, generation), upgrade)
+    refused = upgrade.kind is UpgradeKind.STATE_INCOMPATIBLE
+    return Identity(current_query, current_state, upgrade, refused)
+
+
+def _refused(
+    kube: Kube,
+    name: str,
+    namespace: str,
+    generation: int,
+    status: Mapping[str, Any],
+    upgrade: Upgrade,
+    now: datetime,
+) -> StreamQueryStatus:
+    """A state-incompatible change under last-state: say why, touch nothing."""
+    message = (
+        f"state-incompatible SQL change refused under upgradeMode last-state: the new query "
+        f"{upgrade.reason}. The query keeps running its previous SQL; revert the change, or set "
+        "upgradeMode to stateless (empty state, same input position) or reset (empty state, "
+        "reprocess from the earliest offset)"
+    )
+    error = QueryError(code="STATE_INCOMPATIBLE", message=message, field="spec.sql")
+    conditions = _conditions(status)
+    for kind, value in (
+        (ConditionType.VALIDATED, ConditionStatus.TRUE),
+        (ConditionType.READY, ConditionStatus.FALSE),
+        (ConditionType.PROGRESSING, ConditionStatus.FALSE),
+        (ConditionType.DEGRADED, ConditionStatus.TRUE),
+    ):
+        conditions = set_condition(
+            conditions, kind, value, "UpgradeRefused", message, generation, now
+        )
+    statefulset = kube.get("apps/v1", "StatefulSet", name, namespace) or {}
+    observed = statefulset.get("status") or {}
+    return StreamQueryStatus(
+        observed_generation=generation,
+        lifecycle_state=LifecycleState.FAILED,
+        conditions=conditions,
+        replicas=int(observed.get("replicas") or 0),
+        ready_replicas=int(observed.get("readyReplicas") or 0),
+        error=error,
+    )
+
+
 def reconcile(
     kube: Kube,
     *,
@@ -76,6 +192,7 @@ def reconcile(
     spec: Mapping[str, Any],
     status: Mapping[str, Any],
     image: str,
+    scraper: Scraper | None = None,
     now: datetime | None = None,
 ) -> StreamQueryStatus:
     """Bring the children in line with the spec; returns the status to write."""
@@ -101,6 +218,10 @@ def reconcile(
         return _failed(status, generation, error, "InvalidSQL", now)
 
     plan = plan_statement(statement)
+    ids = identity(uid, generation, parsed, plan, status)
+    if ids.refused:
+        assert ids.upgrade is not None
+        return _refused(kube, name, namespace, generation, status, ids.upgrade, now)
     context = QueryContext(
         name=name,
         namespace=namespace,
@@ -108,8 +229,11 @@ def reconcile(
         spec=parsed,
         image=image,
         generation=generation,
+        query_id=ids.query_id,
+        state_id=ids.state_id,
         plan_text=explain_text(plan),
         plan_summary=summary(plan),
+        plan_fingerprint=state_fingerprint(plan),
     )
     conditions = set_condition(
         _conditions(status),
@@ -120,30 +244,41 @@ def reconcile(
         generation,
         now,
     )
+    conditions = set_condition(
+        conditions, ConditionType.DEGRADED, ConditionStatus.FALSE, "Healthy", "", generation, now
+    )
     # A new spec (or a first or failed attempt) writes its intent before touching anything;
     # the periodic re-check of an already reconciled generation does not, so the state and
     # the conditions' lastTransitionTime stay put while nothing changes.
-    new_intent = status.get("observedGeneration") != generation or status.get("lifecycleState") in (
-        None,
-        LifecycleState.CREATED.value,
-        LifecycleState.FAILED.value,
+    rolling = LifecycleState(status.get("lifecycleState") or LifecycleState.DEPLOYING.value)
+    new_intent = status.get("observedGeneration") != generation or rolling in (
+        LifecycleState.CREATED,
+        LifecycleState.FAILED,
     )
     if new_intent:
+        rolling = LifecycleState.UPGRADING if ids.upgrade else LifecycleState.DEPLOYING
+        action = (
+            f"upgrading ({ids.upgrade.kind.value}: {ids.upgrade.reason})"
+            if ids.upgrade
+            else "applying the ConfigMap, Service, StatefulSet and PodDisruptionBudget"
+        )
         conditions = set_condition(
             conditions,
             ConditionType.PROGRESSING,
             ConditionStatus.TRUE,
-            "Applying",
-            "applying the ConfigMap, Service, StatefulSet and PodDisruptionBudget",
+            "Upgrading" if ids.upgrade else "Applying",
+            action,
             generation,
             now,
         )
         intent = StreamQueryStatus(
             observed_generation=status.get("observedGeneration"),
-            lifecycle_state=LifecycleState.DEPLOYING,
+            lifecycle_state=rolling,
             conditions=conditions,
             query_id=context.query_id,
+            state_id=context.state_id,
             plan_summary=context.plan_summary,
+            plan_fingerprint=context.plan_fingerprint,
         )
         kube.patch_status(name, namespace, intent.as_patch())  # intent first, then act
 
@@ -156,51 +291,103 @@ def reconcile(
         kube.apply(manifest)
     if kube.has_kind("monitoring.coreos.com/v1", "ServiceMonitor"):
         kube.apply(get_service_monitor(context))
-    return observe(kube, name, namespace, generation, context, conditions, statement, now)
+    sink = statement.sink
+    return observe(
+        kube,
+        context,
+        conditions,
+        rolling,
+        sink.topic if sink is not None else None,
+        scraper,
+        now,
+    )
+
+
+def _rolled_out(statefulset: Mapping[str, Any], wanted: int) -> tuple[bool, int]:
+    """Whether the StatefulSet runs its current template on every wanted pod, all ready."""
+    observed = statefulset.get("status") or {}
+    ready = int(observed.get("readyReplicas") or 0)
+    generation = (statefulset.get("metadata") or {}).get("generation")
+    current = (
+        generation is not None
+        and observed.get("observedGeneration") == generation
+        and observed.get("currentRevision") == observed.get("updateRevision")
+        and int(observed.get("updatedReplicas") or 0) >= wanted
+        and int(observed.get("replicas") or 0) == wanted
+    )
+    return bool(current and ready >= wanted), ready
+
+
+def _crash_looping(pods: Sequence[Mapping[str, Any]]) -> str | None:
+    for pod in pods:
+        for container in (pod.get("status") or {}).get("containerStatuses") or []:
+            waiting = (container.get("state") or {}).get("waiting") or {}
+            if waiting.get("reason") in CRASH_LOOP_REASONS:
+                name = (pod.get("metadata") or {}).get("name")
+                restarts = container.get("restartCount", 0)
+                return f"pod {name}: {waiting['reason']} after {restarts} restarts"
+    return None
 
 
 def observe(
     kube: Kube,
-    name: str,
-    namespace: str,
-    generation: int,
     context: QueryContext,
     conditions: list[Condition],
-    statement: Any,
+    rolling: LifecycleState,
+    output_topic: str | None,
+    scraper: Scraper | None,
     now: datetime,
 ) -> StreamQueryStatus:
-    """The status that follows from the StatefulSet as it is now."""
+    """The status that follows from the StatefulSet, its pods and their metrics as they are."""
+    name, namespace, generation = context.name, context.namespace, context.generation
     statefulset = kube.get("apps/v1", "StatefulSet", name, namespace) or {}
     observed = statefulset.get("status") or {}
     wanted = replicas(context.spec)
-    ready = int(observed.get("readyReplicas") or 0)
+    done, ready = _rolled_out(statefulset, wanted)
     suspended = context.spec.state is model.QueryState.SUSPENDED
     if suspended:
         state = LifecycleState.SUSPENDED
-    elif wanted > 0 and ready >= wanted:
+    elif done and wanted > 0:
         state = LifecycleState.RUNNING
+    elif rolling is LifecycleState.UPGRADING:
+        state = LifecycleState.UPGRADING
     else:
         state = LifecycleState.DEPLOYING
-    running = state in (LifecycleState.RUNNING, LifecycleState.SUSPENDED)
+    pods = kube.list("v1", "Pod", namespace, selector_string(name))
+    crash = _crash_looping(pods)
+    settled = done and (state is LifecycleState.RUNNING or suspended)
+    detail = f"{ready}/{wanted} pods ready" + ("" if done or suspended else ", rolling out")
     conditions = set_condition(
         conditions,
         ConditionType.READY,
-        ConditionStatus.TRUE if running else ConditionStatus.FALSE,
+        ConditionStatus.TRUE if settled else ConditionStatus.FALSE,
         "Running" if state is LifecycleState.RUNNING else state.value.title(),
-        f"{ready}/{wanted} pods ready",
+        detail,
         generation,
         now,
     )
     conditions = set_condition(
         conditions,
         ConditionType.PROGRESSING,
-        ConditionStatus.FALSE if running else ConditionStatus.TRUE,
-        "Reconciled" if running else "WaitingForPods",
-        f"{ready}/{wanted} pods ready",
+        ConditionStatus.FALSE if settled else ConditionStatus.TRUE,
+        "Reconciled" if settled else "WaitingForPods",
+        detail,
         generation,
         now,
     )
-    sink = statement.sink
+    conditions = set_condition(
+        conditions,
+        ConditionType.DEGRADED,
+        ConditionStatus.TRUE if crash else ConditionStatus.FALSE,
+        "CrashLoop" if crash else "Healthy",
+        crash or "",
+        generation,
+        now,
+    )
+    live: LiveFigures | None = None
+    if scraper is not None and pods:
+        live = scraper.figures(context.uid, pod_metrics_urls(pods, METRICS_PORT))
+    spec_json = model.spec_json(context.spec)
     return StreamQueryStatus(
         observed_generation=generation,
         lifecycle_state=state,
@@ -209,7 +396,15 @@ def observe(
         ready_replicas=ready,
         selector=selector_string(name),
         query_id=context.query_id,
-        output_topic=sink.topic if sink is not None else None,
+        state_id=context.state_id,
+        output_topic=output_topic,
         plan_summary=context.plan_summary,
-        last_reconciled_spec=model.spec_json(context.spec),
+        plan_fingerprint=context.plan_fingerprint,
+        last_reconciled_spec=spec_json,
+        last_stable_spec=spec_json if state is LifecycleState.RUNNING else None,
+        lag=live.lag if live else None,
+        input_rate=round(live.input_rate, 1) if live and live.input_rate is not None else None,
+        output_rate=round(live.output_rate, 1) if live and live.output_rate is not None else None,
+        dead_lettered=live.dead_lettered if live else None,
+        watermark=format_watermark(live.watermark_ms) if live and live.watermark_ms else None,
     )

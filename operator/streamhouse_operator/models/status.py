@@ -129,6 +129,12 @@ class StreamQueryStatus(_Model):
         max_length=64,
         description="Identity of consumer group, internal topics and state (from metadata.uid).",
     )
+    state_id: str | None = Field(
+        default=None,
+        max_length=64,
+        description="Identity of internal topics and state; differs from queryId after an "
+        "upgrade that started with empty state (upgradeMode stateless).",
+    )
     output_topic: str | None = Field(
         default=None, max_length=249, description="Kafka topic the query writes."
     )
