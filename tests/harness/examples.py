@@ -1,0 +1,98 @@
+"""The design's examples (examples/<name>/{streamquery.yaml,input.json,expected.json}) made
+runnable against a real broker: unique topics, and a closing record that ends every window.
+
+A real stream never ends, so after the example's input one more record far in event time
+advances the watermark and closes the example's windows; the outputs it causes itself come
+after the expected ones and are not compared.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import yaml
+from confluent_kafka import Message, Producer
+
+from streamhouse_runtime.io.serde import value_serde
+from streamhouse_runtime.sql.analyzer import analyze
+from streamhouse_runtime.testing.runner import compare
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+NAMES = sorted(p.name for p in EXAMPLES.iterdir() if (p / "streamquery.yaml").exists())
+DAY_MS = 86_400_000
+
+
+def watermark_record(inputs: list[dict[str, Any]]) -> dict[str, Any]:
+    last = inputs[-1]
+    value = dict(last["value"])
+    for column in value:
+        if isinstance(value[column], str):
+            value[column] = "zz-watermark"
+        elif isinstance(value[column], int | float) and not column.endswith(("_at", "_time")):
+            value[column] = 0
+    timestamp = max(i["timestamp"] for i in inputs) + DAY_MS
+    for column in ("created_at", "event_time"):
+        if column in value:
+            value[column] = timestamp
+    return {"topic": last["topic"], "key": "zz-watermark", "value": value, "timestamp": timestamp}
+
+
+@dataclass
+class Example:
+    name: str
+    manifest: dict[str, Any]
+    inputs: list[dict[str, Any]]
+    expected: list[dict[str, Any]]
+
+    @classmethod
+    def load(cls, name: str) -> Example:
+        folder = EXAMPLES / name
+        return cls(
+            name,
+            yaml.safe_load((folder / "streamquery.yaml").read_text()),
+            json.loads((folder / "input.json").read_text())["inputs"],
+            json.loads((folder / "expected.json").read_text(), parse_float=Decimal)["outputs"],
+        )
+
+    @property
+    def source_topic(self) -> str:
+        return str(self.inputs[0]["topic"])
+
+    def sql_for(self, topic: str, output: str) -> str:
+        """The example's SQL reading `topic` and writing `output`."""
+        sql: str = self.manifest["spec"]["sql"]
+        sql = sql.replace(f"kafka_topic = '{self.source_topic}'", f"kafka_topic = '{topic}'")
+        return sql.replace(" AS\n", f" WITH (kafka_topic = '{output}') AS\n", 1)
+
+    def produce(self, bootstrap: str, sql: str, topic: str) -> None:
+        """The example's input, then the closing record, into `topic`."""
+        program = analyze(sql)
+        source = program.catalog.source(self.source_topic) or next(
+            iter(program.catalog.sources.values())
+        )
+        encode = value_serde(source.value_format, list(source.columns)).encode
+        producer = Producer({"bootstrap.servers": bootstrap})
+        for item in [*self.inputs, watermark_record(self.inputs)]:
+            producer.produce(
+                topic, encode(item["value"]), str(item["key"]).encode(), timestamp=item["timestamp"]
+            )
+        assert producer.flush(30) == 0
+
+    def mismatches(self, sql: str, output: str, messages: list[Message]) -> list[str]:
+        """Differences between the expected outputs and the first messages of `output`."""
+        sink = analyze(sql).persistent_queries[0].sink
+        assert sink is not None
+        decode = value_serde(sink.value_format, list(sink.columns)).decode
+        actual = [
+            {"topic": output, "value": decode(m.value()), "timestamp": m.timestamp()[1]}
+            for m in messages[: len(self.expected)]
+        ]
+        wanted = [
+            {"topic": output, "value": o["value"], "timestamp": o["timestamp"]}
+            for o in self.expected
+        ]
+        return compare(wanted, actual)
