@@ -13,6 +13,7 @@ from kubernetes.dynamic.exceptions import NotFoundError, ResourceNotFoundError
 from streamhouse_operator.models import streamquery as model
 
 FIELD_MANAGER = "streamhouse-operator"
+SCALER_FIELD_MANAGER = "streamhouse-operator-rescale"
 Manifest = dict[str, Any]
 
 
@@ -47,6 +48,16 @@ class Kube:
         )
         applied: Manifest = result.to_dict()
         return applied
+
+    def scale(self, api_version: str, kind: str, name: str, namespace: str, to: int) -> None:
+        """Set spec.replicas alone (a merge patch: the rest of the applied object stays)."""
+        self._resource(api_version, kind).patch(
+            name=name,
+            namespace=namespace,
+            body={"spec": {"replicas": to}},
+            content_type="application/merge-patch+json",
+            field_manager=SCALER_FIELD_MANAGER,
+        )
 
     def get(self, api_version: str, kind: str, name: str, namespace: str) -> Manifest | None:
         try:

@@ -92,9 +92,7 @@ class QueryRuntime:
         self.stages = split_stages(plan)
         self.ordinal = config.resolved_ordinal()
         self.replicas = max(1, config.replicas)
-        state_dir = Path(config.data_dir) / "state"
-        if config.reset_state and state_dir.exists():
-            shutil.rmtree(state_dir)
+        state_dir = _state_dir(Path(config.data_dir), self.state_id, config.reset_state)
         self.backend = RocksdbStateBackend(state_dir, config.memory_limit_bytes // 2)
         self.kafka = config.kafka_settings()
         self.dead_letter_topic = config.dead_letter_topic or f"streamhouse-{self.query_id}-dlq"
@@ -103,6 +101,7 @@ class QueryRuntime:
         )
         settings = StageSettings(
             query_id=self.query_id,
+            state_id=self.state_id,
             dead_letter_topic=self.dead_letter_topic,
             error_policy=ErrorPolicy(config.error_policy),
             late_policy=LatePolicy(config.late_policy),
@@ -213,6 +212,12 @@ class QueryRuntime:
                 slot = (committed.topic, committed.partition)
                 if committed.offset > self.positions.get(slot, -1):
                     self.positions[slot] = committed.offset
+        # Offsets of partitions another pod owns now are stale: never commit them again.
+        self.positions = {
+            (topic, partition): offset
+            for (topic, partition), offset in self.positions.items()
+            if topic in self.partitions and partition in self._owned(topic)
+        }
         assigned = []
         for topic, executor in self.executors.items():
             for partition in self._owned(topic):
@@ -390,7 +395,7 @@ class QueryRuntime:
             if time.monotonic() >= next_checkpoint:
                 self.checkpoint()
                 next_checkpoint = time.monotonic() + interval
-        self.checkpoint()
+        self.checkpoint(final=True)
 
     def delivery_failed(self, error: object, message: object) -> None:
         """Producer callback, called only for failed deliveries (delivery.report.only.error)."""
@@ -421,8 +426,10 @@ class QueryRuntime:
                 stage.process(batch, self.sink)
                 self.metrics.records_in.labels(topic).inc(len(batch))
 
-    def checkpoint(self) -> None:
-        """Flush outputs, then commit state and offsets in one batch."""
+    def checkpoint(self, final: bool = False) -> None:
+        """Flush outputs, then commit state and offsets in one batch. The final checkpoint
+        commits the group's offsets synchronously: the next owner of a partition starts
+        from them."""
         assert self.producer is not None and self.consumer is not None
         started = time.perf_counter()
         now = time.time() * 1000
@@ -445,10 +452,11 @@ class QueryRuntime:
         offsets = dict(self.positions)
         self.backend.commit(changes, offsets)
         if offsets:
-            self.consumer.commit(
-                offsets=[TopicPartition(t, p, o) for (t, p), o in offsets.items()],
-                asynchronous=True,
-            )
+            committed = [TopicPartition(t, p, o) for (t, p), o in offsets.items()]
+            if final:
+                self.consumer.commit(offsets=committed, asynchronous=False)
+            else:
+                self.consumer.commit(offsets=committed, asynchronous=True)
             self._purge_internal(offsets)
         self.metrics.checkpoint_duration.observe(time.perf_counter() - started)
         self._refresh_gauges(offsets)
@@ -544,6 +552,18 @@ def _retrying(call: Callable[[], T], what: str, limit_s: float = 60) -> T:
                 raise
             log.debug("%s: %s; retrying", what, error)
             time.sleep(0.5)
+
+
+def _state_dir(data_dir: Path, state_id: str, reset: bool) -> Path:
+    """The RocksDB folder of this state identity. Folders of other identities (the state
+    before an upgrade that started afresh) are deleted: a pod runs one identity at a time."""
+    state_dir = data_dir / f"state-{state_id}"
+    if data_dir.exists():
+        for folder in data_dir.glob("state-*"):
+            if folder != state_dir or reset:
+                log.info("deleting the state folder %s", folder)
+                shutil.rmtree(folder)
+    return state_dir
 
 
 def _last_record(

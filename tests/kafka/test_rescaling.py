@@ -9,6 +9,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from confluent_kafka import Consumer, TopicPartition
 
 from tests.harness.kafka import KafkaBroker, read_messages
 from tests.harness.processes import wait_until
@@ -40,6 +41,23 @@ def _expected(batches: list[tuple[int, int, str]]) -> dict[str, tuple[int, Decim
             n, total = totals[f"c{i % CUSTOMERS}"]
             totals[f"c{i % CUSTOMERS}"] = (n + 1, total + Decimal(amount))
     return totals
+
+
+def _committed(broker: KafkaBroker, group: str, topic: str) -> list[int]:
+    consumer = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": group})
+    try:
+        found = consumer.committed([TopicPartition(topic, p) for p in (0, 1)], timeout=10)
+        return [tp.offset for tp in found]
+    finally:
+        consumer.close()
+
+
+def _ends(broker: KafkaBroker, topic: str) -> list[int]:
+    consumer = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": "ends"})
+    try:
+        return [consumer.get_watermark_offsets(TopicPartition(topic, p))[1] for p in (0, 1)]
+    finally:
+        consumer.close()
 
 
 def test_scaling_out_and_back_in_keeps_every_aggregate_exact(
@@ -78,7 +96,12 @@ def test_scaling_out_and_back_in_keeps_every_aggregate_exact(
     try:
         run_batch(200, 120, "1.25")
     finally:
-        assert all(pod.stop() == 0 for pod in two)
+        assert all(pod.stop() == 0 for pod in reversed(two))  # pod 0 commits last
+    # Each pod commits only the partitions it owns: pod 0 must not put back the offset of
+    # partition 1 it had from before the scale-out.
+    assert _committed(kafka_broker, f"streamhouse-{query_id}", source) == _ends(
+        kafka_broker, source
+    )
 
     back = pods(1)[0].start()
     try:

@@ -48,10 +48,11 @@ def replicas(spec: model.StreamQuerySpec) -> int:
 
 
 def data_dir(ctx: QueryContext) -> str:
-    """The runtime's data directory: under the state volume, one folder per query identity, so
-    a volume that outlives its query (a recreated query of the same name can meet its claims
-    before garbage collection removes them) never hands old state and offsets to the new one."""
-    return f"{DATA_MOUNT}/{ctx.state_id}"
+    """The runtime's data directory: the state volume. The runtime keeps each state identity
+    in its own folder and removes the others, so a volume that outlives its query (a
+    recreated query of the same name can meet its claims before garbage collection removes
+    them) or an upgrade that starts afresh never hands old state and offsets to the new one."""
+    return DATA_MOUNT
 
 
 def container_resources(resources: model.ResourceRequirements | None) -> Manifest:

@@ -282,12 +282,10 @@ def reconcile(
         )
         kube.patch_status(name, namespace, intent.as_patch())  # intent first, then act
 
-    for manifest in (
-        get_configmap(context),
-        get_service(context),
-        get_statefulset(context),
-        get_pod_disruption_budget(context),
-    ):
+    statefulset = get_statefulset(context)
+    rescaling = _stop_for_rescale(kube, statefulset, parsed.parallelism)
+    children = [get_configmap(context), get_service(context), get_pod_disruption_budget(context)]
+    for manifest in children if rescaling else [*children, statefulset]:
         kube.apply(manifest)
     if kube.has_kind("monitoring.coreos.com/v1", "ServiceMonitor"):
         kube.apply(get_service_monitor(context))
@@ -301,6 +299,33 @@ def reconcile(
         scraper,
         now,
     )
+
+
+def partition_layout(statefulset: Mapping[str, Any]) -> int | None:
+    """The parallelism a StatefulSet's pods divide the partitions by (STREAMHOUSE_REPLICAS)."""
+    template = ((statefulset.get("spec") or {}).get("template") or {}).get("spec") or {}
+    for container in template.get("containers") or []:
+        for variable in container.get("env") or []:
+            if variable.get("name") == "STREAMHOUSE_REPLICAS":
+                return int(variable["value"])
+    return None
+
+
+def _stop_for_rescale(kube: Kube, desired: Mapping[str, Any], parallelism: int) -> bool:
+    """A new parallelism moves partitions between pods, so no old pod may still run when a new
+    one starts: a rolling update would let both process a partition for a while. The first
+    reconcile scales the old StatefulSet to zero; once its pods are gone, the new one is
+    applied (the timer comes back). Returns whether the old pods are still being stopped."""
+    metadata = desired["metadata"]
+    current = kube.get("apps/v1", "StatefulSet", metadata["name"], metadata["namespace"])
+    if current is None or partition_layout(current) in (None, parallelism):
+        return False
+    if int((current.get("spec") or {}).get("replicas") or 0) > 0:
+        log.info("stopping %s/%s to re-divide partitions", metadata["namespace"], metadata["name"])
+        kube.scale("apps/v1", "StatefulSet", metadata["name"], metadata["namespace"], 0)
+        return True
+    # Terminating pods count: they may still be writing their final checkpoint.
+    return bool(kube.list("v1", "Pod", metadata["namespace"], selector_string(metadata["name"])))
 
 
 def _rolled_out(statefulset: Mapping[str, Any], wanted: int) -> tuple[bool, int]:

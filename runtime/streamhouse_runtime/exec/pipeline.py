@@ -154,6 +154,7 @@ class QueryFailed(Exception):
 class StageSettings:
     query_id: str
     dead_letter_topic: str
+    state_id: str = ""  # names the internal topics; the query_id when empty
     error_policy: ErrorPolicy = ErrorPolicy.DEAD_LETTER
     late_policy: LatePolicy = LatePolicy.DROP
     lateness_ms: int = 0
@@ -289,7 +290,9 @@ class StageExecutor:
                 else None
             )
             return source.topic, decode, decode_key
-        topic = internal_topic(self.settings.query_id, spec.input.topic_suffix)
+        topic = internal_topic(
+            self.settings.state_id or self.settings.query_id, spec.input.topic_suffix
+        )
         return topic, value_serde(Format.JSON, _columns(spec.input.schema)), None
 
     def _build_stateful(self, spec: StageSpec, udfs: UdfRegistry | None) -> None:
@@ -340,7 +343,9 @@ class StageExecutor:
         )
         if isinstance(output, Repartition):
             columns = _columns(output.schema)
-            topic = internal_topic(self.settings.query_id, output.topic_suffix)
+            topic = internal_topic(
+                self.settings.state_id or self.settings.query_id, output.topic_suffix
+            )
             return (
                 topic,
                 value_serde(Format.JSON, columns),

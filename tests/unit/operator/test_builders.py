@@ -326,7 +326,7 @@ def test_environment_of_a_minimal_query() -> None:
         "STREAMHOUSE_QUERY_FILE": "/etc/streamhouse/query.sql",
         "STREAMHOUSE_QUERY_ID": builders.query_id(UID),
         "STREAMHOUSE_STATE_ID": builders.query_id(UID),
-        "STREAMHOUSE_DATA_DIR": f"/var/lib/streamhouse/{builders.query_id(UID)}",
+        "STREAMHOUSE_DATA_DIR": "/var/lib/streamhouse",
         "STREAMHOUSE_REPLICAS": "3",
         "STREAMHOUSE_METRICS_PORT": "9090",
         "STREAMHOUSE_ERROR_POLICY": "dead-letter",
