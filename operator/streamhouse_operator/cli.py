@@ -19,7 +19,12 @@ def _run_operator(args: argparse.Namespace) -> int:
     import streamhouse_operator.main  # noqa: F401  (registers the handlers)
 
     namespaces: list[str] = args.namespace or []
-    kopf.run(standalone=True, clusterwide=not namespaces, namespaces=namespaces)
+    kopf.run(
+        standalone=True,
+        clusterwide=not namespaces,
+        namespaces=namespaces,
+        liveness_endpoint=args.liveness,
+    )
     return 0
 
 
@@ -30,5 +35,8 @@ def register(commands: Any) -> None:
     operator = commands.add_parser("operator", help="run the StreamQuery operator (kopf)")
     operator.add_argument(
         "--namespace", action="append", help="watch only this namespace (repeatable)"
+    )
+    operator.add_argument(
+        "--liveness", help="serve kopf's liveness probe here, e.g. http://0.0.0.0:8080/healthz"
     )
     operator.set_defaults(handler=_run_operator)
