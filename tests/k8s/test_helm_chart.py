@@ -148,6 +148,7 @@ def test_the_chart_rbac_is_enough_to_run_the_operator(
             body = custom.get_namespaced_custom_object(
                 model.GROUP, model.VERSION, namespace, model.PLURAL, "rbac"
             )
+            assert isinstance(body, dict)
             return bool((body.get("status") or {}).get("observedGeneration") == 1)
 
         wait_until(reconciled, 60, "status written as the service account")
@@ -163,7 +164,7 @@ def test_the_chart_rbac_is_enough_to_run_the_operator(
                     model.GROUP, model.VERSION, namespace, model.PLURAL, "rbac"
                 )
             except client.ApiException as error:
-                return error.status == 404
+                return bool(error.status == 404)
             return False
 
         wait_until(gone, 90, "the finalizer released")
