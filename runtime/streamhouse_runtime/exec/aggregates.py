@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import Decimal
 from typing import Any
 
+from streamhouse_runtime.exec.functions import DECIMAL_CONTEXT, decimal_quantum
 from streamhouse_runtime.sql.bound import AggregateCall
 from streamhouse_runtime.sql.types import SqlType, TypeKind
 
@@ -43,14 +44,17 @@ class Aggregator(ABC):
         return None
 
 
-def _quantize(value: Any, sql_type: SqlType) -> Any:
-    if (
-        isinstance(value, Decimal)
-        and sql_type.kind is TypeKind.DECIMAL
-        and sql_type.scale is not None
-    ):
-        return value.quantize(Decimal(1).scaleb(-sql_type.scale), rounding=ROUND_HALF_UP)
+def _quantize(value: Any, quantum: Decimal | None) -> Any:
+    """A DECIMAL result at its declared scale (`quantum` is None for other result types)."""
+    if quantum is not None and isinstance(value, Decimal):
+        return DECIMAL_CONTEXT.quantize(value, quantum)
     return value
+
+
+def _result_quantum(sql_type: SqlType) -> Decimal | None:
+    if sql_type.kind is TypeKind.DECIMAL and sql_type.scale is not None:
+        return decimal_quantum(sql_type.scale)
+    return None
 
 
 class CountStar(Aggregator):
@@ -99,6 +103,10 @@ class CountDistinct(Aggregator):
 class Sum(Aggregator):
     """SUM: NULL until a non-NULL value arrives."""
 
+    def __init__(self, result_type: SqlType) -> None:
+        super().__init__(result_type)
+        self.quantum = _result_quantum(result_type)
+
     def initialize(self) -> Any:
         return None
 
@@ -113,7 +121,7 @@ class Sum(Aggregator):
         return a + b
 
     def result(self, accumulator: Any) -> Any:
-        return _quantize(accumulator, self.result_type)
+        return _quantize(accumulator, self.quantum)
 
     def fold_source(self, slot: str, value: str) -> list[str] | None:
         return [
@@ -124,6 +132,10 @@ class Sum(Aggregator):
 
 
 class Avg(Aggregator):
+    def __init__(self, result_type: SqlType) -> None:
+        super().__init__(result_type)
+        self.quantum = _result_quantum(result_type)
+
     def initialize(self) -> list[Any]:
         return [None, 0]
 
@@ -143,7 +155,7 @@ class Avg(Aggregator):
         if total is None or count == 0:
             return None
         if isinstance(total, Decimal):
-            return _quantize(total / count, self.result_type)
+            return _quantize(total / count, self.quantum)
         return float(total) / count
 
     def fold_source(self, slot: str, value: str) -> list[str] | None:

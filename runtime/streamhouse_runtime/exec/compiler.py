@@ -44,6 +44,7 @@ __all__ = [
     "compile_projection",
     "compile_row_transform",
     "compile_value",
+    "compile_values",
     "generated_source",
 ]
 
@@ -1118,6 +1119,17 @@ def _predicate_source(expr: bound.Expr, udfs: UdfRegistry | None, check: bool = 
     return _assemble(generator, body, _shorten(expr.render()))
 
 
+def _values_source(
+    exprs: Sequence[bound.Expr], udfs: UdfRegistry | None, check: bool = True
+) -> _Compiled:
+    generator = _Generator(udfs, check)
+    counts: dict[str, int] = {}
+    _count_columns(exprs, counts)
+    body = _hoist(generator, exprs, counts)
+    body.append(f"return ({''.join(f'{generator.value(e).text}, ' for e in exprs)})")
+    return _assemble(generator, body, _shorten(", ".join(e.render() for e in exprs)))
+
+
 def _transform_source(
     predicate: bound.Expr | None,
     items: Sequence[tuple[str, bound.Expr]] | None,
@@ -1173,6 +1185,13 @@ def compile_value(
     Raises KeyError at compile time for a call to an unregistered UDF and ValueError for a
     literal the query cannot use (bad regex, bad timestamp text, unknown time zone)."""
     return _build(_value_source(expr, udfs))
+
+
+def compile_values(
+    exprs: Sequence[bound.Expr], udfs: UdfRegistry | None = None
+) -> Callable[[dict[str, object]], tuple[object, ...]]:
+    """Compile several expressions into one `f(row) -> (value, ...)` (a grouping key)."""
+    return cast(Callable[[Row], tuple[object, ...]], _build(_values_source(exprs, udfs)))
 
 
 def compile_predicate(

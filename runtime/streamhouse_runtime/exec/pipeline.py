@@ -20,6 +20,7 @@ from streamhouse_runtime.exec.compiler import (
     UdfRegistry,
     compile_row_transform,
     compile_value,
+    compile_values,
 )
 from streamhouse_runtime.exec.stateful import (
     AggregateOperator,
@@ -212,13 +213,7 @@ def _chain(nodes: Sequence[Filter | Project], udfs: UdfRegistry | None) -> Trans
 def _key_function(
     keys: Sequence[tuple[str, bound.Expr]], udfs: UdfRegistry | None
 ) -> Callable[[Row], tuple[object, ...]]:
-    functions = [compile_value(expr, udfs) for _, expr in keys]
-    if not functions:
-        return lambda row: ()
-    if len(functions) == 1:
-        only = functions[0]
-        return lambda row: (only(row),)
-    return lambda row: tuple(function(row) for function in functions)
+    return compile_values([expr for _, expr in keys], udfs)
 
 
 _WINDOW_BOUNDS = struct.Struct(">qq")
@@ -255,7 +250,6 @@ class StageExecutor:
         self.max_event_time: dict[int, int] = {}
         self.last_seen_ms: dict[int, float] = {}
         self.positions: dict[int, int] = {}  # partition -> next offset to consume
-        self.batch_watermark = _NEVER
         self.key_cache: dict[bytes, Row] = {}
         self.last_event_time_ms: int | None = None  # of the latest record processed
         # (input partition, source topic-partition) -> highest source offset applied
@@ -394,8 +388,10 @@ class StageExecutor:
         send = out.send
         output_topic = self.output_topic
         encode = self.encode_value.encode
-        repartition = isinstance(self.spec.output, Repartition)
-        self.batch_watermark = self.watermark()
+        direct = stateless and not isinstance(self.spec.output, Repartition)
+        window = self.window_op.process if self.window_op is not None else None
+        emit = self._emit
+        batch_watermark = self.watermark()
         count = 0
         written = 0
         event_time = None
@@ -432,9 +428,14 @@ class StageExecutor:
                     row = pre(row)
                     if row is None:
                         continue
-                if stateless and not repartition:
+                if direct:
                     send(output_topic, record.key(), encode(row), event_time)
                     written += 1
+                elif window is not None:
+                    # The watermark of the batch start: records of one batch never close
+                    # windows for each other, which keeps the per-record cost flat.
+                    for emitted in window(row, partition, offset, batch_watermark):
+                        emit(emitted, out)
                 else:
                     self._stateful(row, record, partition, offset, event_time, out)
             except (DeserializationError, EvaluationError, SerializationError) as error:
@@ -459,12 +460,7 @@ class StageExecutor:
         event_time: int,
         out: RecordSink,
     ) -> None:
-        if self.window_op is not None:
-            # The watermark of the batch start: records of one batch never close windows
-            # for each other, which keeps the per-record cost flat.
-            for emitted in self.window_op.process(row, partition, offset, self.batch_watermark):
-                self._emit(emitted, out)
-        elif self.aggregate_op is not None:
+        if self.aggregate_op is not None:
             emitted = self.aggregate_op.process(row, partition, offset, event_time)
             self._emit_upsert(emitted, partition, out)
         elif isinstance(self.spec.stateful, Distinct):

@@ -109,12 +109,18 @@ class WindowAggregateOperator:
         group = self.group_key(row)
         kind = self.window.kind
         if kind is WindowKind.TUMBLING:
+            # The hot path of windowed aggregations: `_entry` and the fold inlined for the
+            # usual case of a window already in memory.
             start, end = tumbling(timestamp, self.window.size_ms or 1)
             if end <= watermark:
                 self.late_records += 1
                 raise LateRecord(timestamp, watermark)
-            entry = self._entry((partition, end, start, group))
-            self._fold_row(entry, row, offset)
+            key = (partition, end, start, group)
+            entry = self.entries.get(key)
+            if entry is None:
+                entry = self._entry(key)
+            self.fold(entry.accumulators, row, offset)
+            entry.dirty = True
             return [self._result(group, start, end, entry)] if self.emit_changes else []
         values = [argument(row) if argument is not None else None for argument in self.arguments]
         if kind is WindowKind.SESSION:
@@ -139,10 +145,6 @@ class WindowAggregateOperator:
         accumulators = entry.accumulators
         for index, (function, value) in enumerate(zip(self.aggregators, values, strict=True)):
             accumulators[index] = function.add(accumulators[index], value, offset)
-        entry.dirty = True
-
-    def _fold_row(self, entry: _Entry, row: Row, offset: int) -> None:
-        self.fold(entry.accumulators, row, offset)
         entry.dirty = True
 
     def _session(

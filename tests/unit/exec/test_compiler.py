@@ -14,6 +14,7 @@ from streamhouse_runtime.exec.compiler import (
     compile_projection,
     compile_row_transform,
     compile_value,
+    compile_values,
     generated_source,
 )
 from streamhouse_runtime.sql import bound
@@ -613,6 +614,16 @@ def test_projection_without_filter_and_missing_columns() -> None:
     assert projection({}) == {"a": None, "u": None}
     transform = compile_row_transform(None, [("a2", bound_select("a * 2"))])
     assert transform(ROW) == {"a2": 14}
+
+
+def test_values_are_one_tuple_in_order() -> None:
+    values = compile_values([bound_select("name"), bound_select("a * 2"), bound_select("a")])
+    assert values(ROW) == (ROW["name"], 14, 7)
+    assert values({}) == (None, None, None)
+    assert compile_values([bound_select("nm")])(ROW) == (None,)
+    assert compile_values([])(ROW) == ()
+    with pytest.raises(EvaluationError, match="division by zero"):
+        compile_values([bound_select("a / 0")])(ROW)
 
 
 def test_dotted_field_names() -> None:
