@@ -43,6 +43,10 @@ class Aggregator(ABC):
         instead of one method call per aggregate."""
         return None
 
+    def result_source(self, slot: str) -> str | None:
+        """A Python expression for the result of `slot`, or None to call `result`."""
+        return None
+
 
 def _quantize(value: Any, quantum: Decimal | None) -> Any:
     """A DECIMAL result at its declared scale (`quantum` is None for other result types)."""
@@ -72,6 +76,9 @@ class CountStar(Aggregator):
 
     def fold_source(self, slot: str, value: str) -> list[str] | None:
         return [f"{slot} += 1"]
+
+    def result_source(self, slot: str) -> str | None:
+        return slot
 
 
 class Count(CountStar):
@@ -182,6 +189,9 @@ class Min(Aggregator):
     def result(self, accumulator: Any) -> Any:
         return accumulator
 
+    def result_source(self, slot: str) -> str | None:
+        return slot
+
     _better = "<"
 
     def fold_source(self, slot: str, value: str) -> list[str] | None:
@@ -288,6 +298,28 @@ def compile_fold(
     exec(compile("\n".join(lines), "<streamhouse-fold>", "exec"), namespace)
     fold: Fold = namespace["fold"]
     return fold
+
+
+ResultRow = Callable[[tuple[object, ...], list[Any]], dict[str, object]]
+
+
+def compile_result_row(
+    key_names: Sequence[str], names: Sequence[str], aggregators: Sequence[Aggregator]
+) -> ResultRow:
+    """One generated function building a group's result row from its key values and
+    accumulators: the key columns, then each aggregate's result (one dict display)."""
+    namespace: dict[str, Any] = {}
+    items = [f"{name!r}: group[{index}]" for index, name in enumerate(key_names)]
+    for index, (name, function) in enumerate(zip(names, aggregators, strict=True)):
+        value = function.result_source(f"acc[{index}]")
+        if value is None:
+            namespace[f"_result{index}"] = function.result
+            value = f"_result{index}(acc[{index}])"
+        items.append(f"{name!r}: {value}")
+    source = f"def result_row(group, acc):\n    return {{{', '.join(items)}}}\n"
+    exec(compile(source, "<streamhouse-result>", "exec"), namespace)
+    result_row: ResultRow = namespace["result_row"]
+    return result_row
 
 
 def aggregator(call: AggregateCall) -> Aggregator:

@@ -217,6 +217,7 @@ def _key_function(
 
 
 _WINDOW_BOUNDS = struct.Struct(">qq")
+_WINDOW_START = struct.Struct(">q")
 _NEVER = -(1 << 62)
 KEY_CACHE_ENTRIES = 100_000
 
@@ -246,6 +247,11 @@ class StageExecutor:
         self._distinct_dirty: dict[bytes, bytes | None] = {}
         self._build_stateful(spec, udfs)
         self.output_topic, self.encode_value, self.encode_key, self.rekey = self._output(spec)
+        # Session windows are keyed by start and end, the others by their start.
+        self.session_windows = (
+            isinstance(spec.stateful, WindowAggregate)
+            and spec.stateful.window.kind is WindowKind.SESSION
+        )
         self.watermarks: dict[int, int] = {}
         self.max_event_time: dict[int, int] = {}
         self.last_seen_ms: dict[int, float] = {}
@@ -502,16 +508,13 @@ class StageExecutor:
         self.counters.records_out += 1
 
     def _window_key(self, emitted: Emitted) -> bytes | None:
-        inner = self.encode_key.encode(list(emitted.key)) if self.encode_key is not None else b""
+        inner = self.encode_key.encode(emitted.key) if self.encode_key is not None else b""
         if emitted.window is None:
             return inner
         start, end = emitted.window
-        window = (
-            self.spec.stateful.window if isinstance(self.spec.stateful, WindowAggregate) else None
-        )
-        if window is not None and window.kind is WindowKind.SESSION:
+        if self.session_windows:
             return (inner or b"") + _WINDOW_BOUNDS.pack(start, end)
-        return (inner or b"") + struct.pack(">q", start)
+        return (inner or b"") + _WINDOW_START.pack(start)
 
     def _write(
         self,
