@@ -31,14 +31,12 @@ Row = dict[str, object]
 ValueFunction = Callable[[Row], object]
 
 _PARTITION = struct.Struct(">i")
-_WINDOW = struct.Struct(">qq")  # end, start (end first: range scans close windows in order)
+# Partition, end, start, then the pickled group; end first: range scans close windows in order.
+_WINDOW_KEY = struct.Struct(">iQQ")
 _TIME_BIAS = 1 << 63  # signed epoch ms -> unsigned order-preserving
-_PICKLE = pickle.HIGHEST_PROTOCOL
-
-
-_END_START = operator.itemgetter(1, 2)  # closing order of window keys
-_WINDOW_KEY = struct.Struct(">iQQ")  # partition, end, start (unsigned), then the group
 _U64 = 0xFFFFFFFFFFFFFFFF
+_PICKLE = pickle.HIGHEST_PROTOCOL
+_END_START = operator.itemgetter(1, 2)  # closing order of window keys
 
 
 def _u64(value: int) -> int:
