@@ -276,8 +276,19 @@ class _Generator:
         """Both sides of a comparison, brought to values Python compares the SQL way."""
         target = _comparison_type(left.type, right.type)
         if target is None:
-            return self.value(left), self.value(right)
+            return self.numeric_operand(left, right.type), self.numeric_operand(right, left.type)
         return self.value_as(left, target), self.value_as(right, target)
+
+    def numeric_operand(self, expr: bound.Expr, other: SqlType) -> _Code:
+        """An operand compared as it is. Python compares int and Decimal exactly, but Decimal
+        with Decimal twice as fast: an integer literal facing a DECIMAL becomes a Decimal."""
+        if (
+            other.kind is TypeKind.DECIMAL
+            and isinstance(expr, bound.Literal)
+            and type(expr.value) is int
+        ):
+            return self.constant(Decimal(expr.value))
+        return self.value(expr)
 
     # -- value mode -------------------------------------------------------------------------
 

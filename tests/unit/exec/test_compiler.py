@@ -647,6 +647,16 @@ def test_generated_source_is_flat_for_simple_operators() -> None:
     assert ":=" in source or "_c" in source
 
 
+def test_integer_literals_compared_with_decimals_are_decimal_constants() -> None:
+    source = generated_source(bound_where("d > 1000 AND 5 <= e"), as_predicate=True)
+    assert "1000" not in source.split("def _evaluate")[1]
+    predicate = compile_predicate(bound_where("d > 1000 AND 5 <= e"))
+    assert predicate({"d": Decimal("1000.01"), "e": Decimal("5.000")}) is True
+    assert predicate({"d": Decimal("1000.00"), "e": Decimal("5.000")}) is False
+    assert predicate({"d": Decimal("1000.01"), "e": Decimal("4.999")}) is False
+    assert predicate({"d": None, "e": Decimal("5")}) is False
+
+
 def test_generated_source_hoists_columns_read_twice() -> None:
     source = generated_source(
         [("p", bound_select("a + 1")), ("q", bound_select("a * 2"))],
