@@ -384,8 +384,6 @@ class StageExecutor:
         """
         pre = self.pre
         time_field = self.time_field
-        max_event_time = self.max_event_time
-        positions = self.positions
         decode = self.decode_value.decode
         decode_key = self.decode_key.decode if self.decode_key is not None else None
         key_cache = self.key_cache
@@ -401,61 +399,82 @@ class StageExecutor:
         count = 0
         written = 0
         event_time = None
-        for record in batch:
-            if record.error() is not None:
-                continue
-            count += 1
-            partition: int = record.partition()  # type: ignore[assignment]
-            offset: int = record.offset()  # type: ignore[assignment]
-            positions[partition] = offset + 1
-            try:
-                if check_duplicates and self._duplicate(record, partition):
+        # Consumed batches come in long runs of records from one partition: a partition's
+        # progress (next offset, highest event time) is kept in locals for the current run
+        # and stored when the run ends, not in dicts for every record.
+        run_partition = -1
+        run_last: KafkaRecord | None = None
+        run_max_time = _NEVER
+        try:
+            for record in batch:
+                if record.error() is not None:
                     continue
-                row = decode(record.value())
-                if row is None:
-                    continue  # a tombstone on a stream carries no row
-                if decode_key is not None:
-                    key_bytes = record.key()
-                    if key_bytes is not None:
-                        # Keys repeat (customers, devices...): decode each one once.
-                        key_row = key_cache.get(key_bytes)
-                        if key_row is None:
-                            key_row = decode_key(key_bytes)
-                            if len(key_cache) < KEY_CACHE_ENTRIES:
-                                key_cache[key_bytes] = key_row
-                        row.update(key_row)
-                event_time = row.get(time_field) if time_field else None
-                if not isinstance(event_time, int):
-                    event_time = record.timestamp()[1]
-                row[ROWTIME] = event_time
-                if event_time > max_event_time.get(partition, _NEVER):
-                    max_event_time[partition] = event_time
-                if pre is not None:
-                    row = pre(row)
-                    if row is None:
+                count += 1
+                partition: int = record.partition()  # type: ignore[assignment]
+                if partition != run_partition:
+                    if run_last is not None:
+                        self._progress(run_partition, run_last, run_max_time)
+                    run_partition, run_max_time = partition, _NEVER
+                run_last = record
+                try:
+                    if check_duplicates and self._duplicate(record, partition):
                         continue
-                if direct:
-                    send(output_topic, record.key(), encode(row), event_time)
-                    written += 1
-                elif window is not None:
-                    # The watermark of the batch start: records of one batch never close
-                    # windows for each other, which keeps the per-record cost flat.
-                    for emitted in window(row, partition, offset, batch_watermark):
-                        emit(emitted, out)
-                else:
-                    self._stateful(row, record, partition, offset, event_time, out)
-            except (DeserializationError, EvaluationError, SerializationError) as error:
-                self._bad_record(record, error, out)
-            except LateRecord as late:
-                self.counters.late += 1
-                if self.settings.late_policy is LatePolicy.DEAD_LETTER:
-                    self._dead_letter(record, str(late), out)
-            except (ValueError, TypeError, ArithmeticError) as error:
-                self._bad_record(record, error, out)
+                    row = decode(record.value())
+                    if row is None:
+                        continue  # a tombstone on a stream carries no row
+                    if decode_key is not None:
+                        key_bytes = record.key()
+                        if key_bytes is not None:
+                            # Keys repeat (customers, devices...): decode each one once.
+                            key_row = key_cache.get(key_bytes)
+                            if key_row is None:
+                                key_row = decode_key(key_bytes)
+                                if len(key_cache) < KEY_CACHE_ENTRIES:
+                                    key_cache[key_bytes] = key_row
+                            row.update(key_row)
+                    event_time = row.get(time_field) if time_field else None
+                    if not isinstance(event_time, int):
+                        event_time = record.timestamp()[1]
+                    row[ROWTIME] = event_time
+                    if event_time > run_max_time:
+                        run_max_time = event_time
+                    if pre is not None:
+                        row = pre(row)
+                        if row is None:
+                            continue
+                    if direct:
+                        send(output_topic, record.key(), encode(row), event_time)
+                        written += 1
+                    elif window is not None:
+                        # The watermark of the batch start: records of one batch never close
+                        # windows for each other, which keeps the per-record cost flat.
+                        offset: int = record.offset()  # type: ignore[assignment]
+                        for emitted in window(row, partition, offset, batch_watermark):
+                            emit(emitted, out)
+                    else:
+                        offset = record.offset()  # type: ignore[assignment]
+                        self._stateful(row, record, partition, offset, event_time, out)
+                except (DeserializationError, EvaluationError, SerializationError) as error:
+                    self._bad_record(record, error, out)
+                except LateRecord as late:
+                    self.counters.late += 1
+                    if self.settings.late_policy is LatePolicy.DEAD_LETTER:
+                        self._dead_letter(record, str(late), out)
+                except (ValueError, TypeError, ArithmeticError) as error:
+                    self._bad_record(record, error, out)
+        finally:
+            if run_last is not None:
+                self._progress(run_partition, run_last, run_max_time)
         self.counters.records_in += count
         self.counters.records_out += written
         if isinstance(event_time, int):
             self.last_event_time_ms = event_time
+
+    def _progress(self, partition: int, last: KafkaRecord, max_event_time: int) -> None:
+        """Record a run of records from `partition`: its last record and highest event time."""
+        self.positions[partition] = last.offset() + 1  # type: ignore[operator]
+        if max_event_time > self.max_event_time.get(partition, _NEVER):
+            self.max_event_time[partition] = max_event_time
 
     def _stateful(
         self,
