@@ -47,6 +47,10 @@ class Aggregator(ABC):
         """A Python expression for the result of `slot`, or None to call `result`."""
         return None
 
+    def initial_source(self) -> str | None:
+        """A Python expression for a fresh accumulator, or None to call `initialize`."""
+        return None
+
 
 def _quantize(value: Any, quantum: Decimal | None) -> Any:
     """A DECIMAL result at its declared scale (`quantum` is None for other result types)."""
@@ -64,6 +68,9 @@ def _result_quantum(sql_type: SqlType) -> Decimal | None:
 class CountStar(Aggregator):
     def initialize(self) -> int:
         return 0
+
+    def initial_source(self) -> str | None:
+        return "0"
 
     def add(self, accumulator: int, value: Any, offset: int) -> int:
         return accumulator + 1
@@ -116,6 +123,9 @@ class Sum(Aggregator):
 
     def initialize(self) -> Any:
         return None
+
+    def initial_source(self) -> str | None:
+        return "None"
 
     def add(self, accumulator: Any, value: Any, offset: int) -> Any:
         if value is None:
@@ -177,6 +187,9 @@ class Avg(Aggregator):
 class Min(Aggregator):
     def initialize(self) -> Any:
         return None
+
+    def initial_source(self) -> str | None:
+        return "None"
 
     def add(self, accumulator: Any, value: Any, offset: int) -> Any:
         if value is None:
@@ -298,6 +311,22 @@ def compile_fold(
     exec(compile("\n".join(lines), "<streamhouse-fold>", "exec"), namespace)
     fold: Fold = namespace["fold"]
     return fold
+
+
+def compile_initialize(aggregators: Sequence[Aggregator]) -> Callable[[], list[Any]]:
+    """One generated function making a new group's accumulators (one list display)."""
+    namespace: dict[str, Any] = {}
+    items = []
+    for index, function in enumerate(aggregators):
+        value = function.initial_source()
+        if value is None:
+            namespace[f"_initialize{index}"] = function.initialize
+            value = f"_initialize{index}()"
+        items.append(value)
+    source = f"def initialize():\n    return [{', '.join(items)}]\n"
+    exec(compile(source, "<streamhouse-initialize>", "exec"), namespace)
+    initialize: Callable[[], list[Any]] = namespace["initialize"]
+    return initialize
 
 
 ResultRow = Callable[[tuple[object, ...], list[Any]], dict[str, object]]

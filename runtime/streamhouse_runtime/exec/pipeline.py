@@ -303,8 +303,9 @@ class StageExecutor:
 
             def time_of(row: Row) -> int | None:
                 value = row.get(time_field) if time_field else None
-                if not isinstance(value, int):
-                    value = row.get(ROWTIME)
+                if isinstance(value, int):
+                    return value
+                value = row.get(ROWTIME)
                 return value if isinstance(value, int) else None
 
             self.window_op = WindowAggregateOperator(

@@ -20,6 +20,7 @@ from streamhouse_runtime.exec.aggregates import (
     Aggregator,
     aggregator,
     compile_fold,
+    compile_initialize,
     compile_result_row,
 )
 from streamhouse_runtime.exec.windows import hopping, tumbling
@@ -103,6 +104,7 @@ class WindowAggregateOperator:
         # cannot be there, so its first touch skips the RocksDB lookup.
         self.stored_max_end: dict[int, int] = {}
         self.fold = compile_fold(self.aggregators, arguments)
+        self.initialize = compile_initialize(self.aggregators)
         self.result_row = compile_result_row(self.key_names, self.names, self.aggregators)
         # ksqlDB reports a session's end as its last event's time, not the end plus the gap.
         ksql_session = self.window.kind is WindowKind.SESSION and (
@@ -177,7 +179,7 @@ class WindowAggregateOperator:
             key for key in self._sessions_of(partition, group) if key[2] - gap <= timestamp < key[1]
         ]
         start, last = timestamp, timestamp
-        merged = _Entry([function.initialize() for function in self.aggregators])
+        merged = _Entry(self.initialize())
         emitted: list[Emitted] = []
         for key in touching:
             entry = self._entry(key)
@@ -225,7 +227,7 @@ class WindowAggregateOperator:
                 accumulators, emitted = pickle.loads(stored)
                 entry = _Entry(accumulators, dirty=False, emitted=emitted)
             else:
-                entry = _Entry([function.initialize() for function in self.aggregators])
+                entry = _Entry(self.initialize())
             self.entries[key] = entry
             self.deleted.discard(key)
             if len(self.entries) > self.cache_entries:
@@ -326,6 +328,7 @@ class AggregateOperator:
         self.cache_entries = cache_entries
         self.entries: dict[tuple[int, tuple[object, ...]], _Entry] = {}
         self.fold = compile_fold(self.aggregators, arguments)
+        self.initialize = compile_initialize(self.aggregators)
         self.result_row = compile_result_row(self.key_names, self.names, self.aggregators)
 
     @staticmethod
@@ -342,7 +345,7 @@ class AggregateOperator:
                 accumulators, emitted = pickle.loads(stored)
                 entry = _Entry(accumulators, dirty=False, emitted=emitted)
             else:
-                entry = _Entry([function.initialize() for function in self.aggregators])
+                entry = _Entry(self.initialize())
             self.entries[key] = entry
             if len(self.entries) > self.cache_entries:
                 for old in list(self.entries)[: max(1, len(self.entries) // 10)]:

@@ -133,3 +133,24 @@ def test_generated_result_row_matches_the_aggregators_own_result() -> None:
     }
     assert list(result_row(("c-1", None), accumulators)) == ["customer", "region", *names]
     assert compile_result_row([], [], [])((), []) == {}
+
+
+def test_generated_initialize_matches_the_aggregators_own_and_is_fresh_each_time() -> None:
+    from streamhouse_runtime.exec.aggregates import compile_initialize
+
+    x = bound.ColumnRef(t.INTEGER, "x")
+    calls = [
+        bound.AggregateCall(t.BIGINT, "COUNT", ()),
+        bound.AggregateCall(t.BIGINT, "SUM", (x,)),
+        bound.AggregateCall(t.DOUBLE, "AVG", (x,)),
+        bound.AggregateCall(t.INTEGER, "MAX", (x,)),
+        bound.AggregateCall(t.BIGINT, "COUNT", (x,), distinct=True),
+        bound.AggregateCall(t.array(t.INTEGER), "COLLECT_LIST", (x,)),
+    ]
+    implementations = [aggregator(call) for call in calls]
+    initialize = compile_initialize(implementations)
+    first, second = initialize(), initialize()
+    assert first == [f.initialize() for f in implementations]
+    assert first == [0, None, [None, 0], None, set(), []]
+    assert all(a is not b for a, b in zip(first[2:], second[2:], strict=True) if a is not None)
+    assert compile_initialize([])() == []
