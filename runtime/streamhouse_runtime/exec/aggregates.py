@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import Decimal
 from typing import Any
 
+from streamhouse_runtime.exec.functions import DECIMAL_CONTEXT, decimal_quantum
 from streamhouse_runtime.sql.bound import AggregateCall
 from streamhouse_runtime.sql.types import SqlType, TypeKind
 
@@ -42,20 +43,34 @@ class Aggregator(ABC):
         instead of one method call per aggregate."""
         return None
 
+    def result_source(self, slot: str) -> str | None:
+        """A Python expression for the result of `slot`, or None to call `result`."""
+        return None
 
-def _quantize(value: Any, sql_type: SqlType) -> Any:
-    if (
-        isinstance(value, Decimal)
-        and sql_type.kind is TypeKind.DECIMAL
-        and sql_type.scale is not None
-    ):
-        return value.quantize(Decimal(1).scaleb(-sql_type.scale), rounding=ROUND_HALF_UP)
+    def initial_source(self) -> str | None:
+        """A Python expression for a fresh accumulator, or None to call `initialize`."""
+        return None
+
+
+def _quantize(value: Any, quantum: Decimal | None) -> Any:
+    """A DECIMAL result at its declared scale (`quantum` is None for other result types)."""
+    if quantum is not None and isinstance(value, Decimal):
+        return DECIMAL_CONTEXT.quantize(value, quantum)
     return value
+
+
+def _result_quantum(sql_type: SqlType) -> Decimal | None:
+    if sql_type.kind is TypeKind.DECIMAL and sql_type.scale is not None:
+        return decimal_quantum(sql_type.scale)
+    return None
 
 
 class CountStar(Aggregator):
     def initialize(self) -> int:
         return 0
+
+    def initial_source(self) -> str | None:
+        return "0"
 
     def add(self, accumulator: int, value: Any, offset: int) -> int:
         return accumulator + 1
@@ -68,6 +83,9 @@ class CountStar(Aggregator):
 
     def fold_source(self, slot: str, value: str) -> list[str] | None:
         return [f"{slot} += 1"]
+
+    def result_source(self, slot: str) -> str | None:
+        return slot
 
 
 class Count(CountStar):
@@ -99,8 +117,15 @@ class CountDistinct(Aggregator):
 class Sum(Aggregator):
     """SUM: NULL until a non-NULL value arrives."""
 
+    def __init__(self, result_type: SqlType) -> None:
+        super().__init__(result_type)
+        self.quantum = _result_quantum(result_type)
+
     def initialize(self) -> Any:
         return None
+
+    def initial_source(self) -> str | None:
+        return "None"
 
     def add(self, accumulator: Any, value: Any, offset: int) -> Any:
         if value is None:
@@ -113,7 +138,7 @@ class Sum(Aggregator):
         return a + b
 
     def result(self, accumulator: Any) -> Any:
-        return _quantize(accumulator, self.result_type)
+        return _quantize(accumulator, self.quantum)
 
     def fold_source(self, slot: str, value: str) -> list[str] | None:
         return [
@@ -124,6 +149,10 @@ class Sum(Aggregator):
 
 
 class Avg(Aggregator):
+    def __init__(self, result_type: SqlType) -> None:
+        super().__init__(result_type)
+        self.quantum = _result_quantum(result_type)
+
     def initialize(self) -> list[Any]:
         return [None, 0]
 
@@ -143,7 +172,7 @@ class Avg(Aggregator):
         if total is None or count == 0:
             return None
         if isinstance(total, Decimal):
-            return _quantize(total / count, self.result_type)
+            return _quantize(total / count, self.quantum)
         return float(total) / count
 
     def fold_source(self, slot: str, value: str) -> list[str] | None:
@@ -159,6 +188,9 @@ class Min(Aggregator):
     def initialize(self) -> Any:
         return None
 
+    def initial_source(self) -> str | None:
+        return "None"
+
     def add(self, accumulator: Any, value: Any, offset: int) -> Any:
         if value is None:
             return accumulator
@@ -169,6 +201,9 @@ class Min(Aggregator):
 
     def result(self, accumulator: Any) -> Any:
         return accumulator
+
+    def result_source(self, slot: str) -> str | None:
+        return slot
 
     _better = "<"
 
@@ -276,6 +311,44 @@ def compile_fold(
     exec(compile("\n".join(lines), "<streamhouse-fold>", "exec"), namespace)
     fold: Fold = namespace["fold"]
     return fold
+
+
+def compile_initialize(aggregators: Sequence[Aggregator]) -> Callable[[], list[Any]]:
+    """One generated function making a new group's accumulators (one list display)."""
+    namespace: dict[str, Any] = {}
+    items = []
+    for index, function in enumerate(aggregators):
+        value = function.initial_source()
+        if value is None:
+            namespace[f"_initialize{index}"] = function.initialize
+            value = f"_initialize{index}()"
+        items.append(value)
+    source = f"def initialize():\n    return [{', '.join(items)}]\n"
+    exec(compile(source, "<streamhouse-initialize>", "exec"), namespace)
+    initialize: Callable[[], list[Any]] = namespace["initialize"]
+    return initialize
+
+
+ResultRow = Callable[[tuple[object, ...], list[Any]], dict[str, object]]
+
+
+def compile_result_row(
+    key_names: Sequence[str], names: Sequence[str], aggregators: Sequence[Aggregator]
+) -> ResultRow:
+    """One generated function building a group's result row from its key values and
+    accumulators: the key columns, then each aggregate's result (one dict display)."""
+    namespace: dict[str, Any] = {}
+    items = [f"{name!r}: group[{index}]" for index, name in enumerate(key_names)]
+    for index, (name, function) in enumerate(zip(names, aggregators, strict=True)):
+        value = function.result_source(f"acc[{index}]")
+        if value is None:
+            namespace[f"_result{index}"] = function.result
+            value = f"_result{index}(acc[{index}])"
+        items.append(f"{name!r}: {value}")
+    source = f"def result_row(group, acc):\n    return {{{', '.join(items)}}}\n"
+    exec(compile(source, "<streamhouse-result>", "exec"), namespace)
+    result_row: ResultRow = namespace["result_row"]
+    return result_row
 
 
 def aggregator(call: AggregateCall) -> Aggregator:

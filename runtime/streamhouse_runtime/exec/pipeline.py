@@ -20,6 +20,7 @@ from streamhouse_runtime.exec.compiler import (
     UdfRegistry,
     compile_row_transform,
     compile_value,
+    compile_values,
 )
 from streamhouse_runtime.exec.stateful import (
     AggregateOperator,
@@ -213,16 +214,11 @@ def _chain(nodes: Sequence[Filter | Project], udfs: UdfRegistry | None) -> Trans
 def _key_function(
     keys: Sequence[tuple[str, bound.Expr]], udfs: UdfRegistry | None
 ) -> Callable[[Row], tuple[object, ...]]:
-    functions = [compile_value(expr, udfs) for _, expr in keys]
-    if not functions:
-        return lambda row: ()
-    if len(functions) == 1:
-        only = functions[0]
-        return lambda row: (only(row),)
-    return lambda row: tuple(function(row) for function in functions)
+    return compile_values([expr for _, expr in keys], udfs)
 
 
 _WINDOW_BOUNDS = struct.Struct(">qq")
+_WINDOW_START = struct.Struct(">q")
 _NEVER = -(1 << 62)
 KEY_CACHE_ENTRIES = 100_000
 
@@ -252,11 +248,15 @@ class StageExecutor:
         self._distinct_dirty: dict[bytes, bytes | None] = {}
         self._build_stateful(spec, udfs)
         self.output_topic, self.encode_value, self.encode_key, self.rekey = self._output(spec)
+        # Session windows are keyed by start and end, the others by their start.
+        self.session_windows = (
+            isinstance(spec.stateful, WindowAggregate)
+            and spec.stateful.window.kind is WindowKind.SESSION
+        )
         self.watermarks: dict[int, int] = {}
         self.max_event_time: dict[int, int] = {}
         self.last_seen_ms: dict[int, float] = {}
         self.positions: dict[int, int] = {}  # partition -> next offset to consume
-        self.batch_watermark = _NEVER
         self.key_cache: dict[bytes, Row] = {}
         self.last_event_time_ms: int | None = None  # of the latest record processed
         # (input partition, source topic-partition) -> highest source offset applied
@@ -306,8 +306,9 @@ class StageExecutor:
 
             def time_of(row: Row) -> int | None:
                 value = row.get(time_field) if time_field else None
-                if not isinstance(value, int):
-                    value = row.get(ROWTIME)
+                if isinstance(value, int):
+                    return value
+                value = row.get(ROWTIME)
                 return value if isinstance(value, int) else None
 
             self.window_op = WindowAggregateOperator(
@@ -389,8 +390,6 @@ class StageExecutor:
         """
         pre = self.pre
         time_field = self.time_field
-        max_event_time = self.max_event_time
-        positions = self.positions
         decode = self.decode_value.decode
         decode_key = self.decode_key.decode if self.decode_key is not None else None
         key_cache = self.key_cache
@@ -399,61 +398,89 @@ class StageExecutor:
         send = out.send
         output_topic = self.output_topic
         encode = self.encode_value.encode
-        repartition = isinstance(self.spec.output, Repartition)
-        self.batch_watermark = self.watermark()
+        direct = stateless and not isinstance(self.spec.output, Repartition)
+        window = self.window_op.process if self.window_op is not None else None
+        emit = self._emit
+        batch_watermark = self.watermark()
         count = 0
         written = 0
         event_time = None
-        for record in batch:
-            if record.error() is not None:
-                continue
-            count += 1
-            partition: int = record.partition()  # type: ignore[assignment]
-            offset: int = record.offset()  # type: ignore[assignment]
-            positions[partition] = offset + 1
-            try:
-                if check_duplicates and self._duplicate(record, partition):
+        # Consumed batches come in long runs of records from one partition: a partition's
+        # progress (next offset, highest event time) is kept in locals for the current run
+        # and stored when the run ends, not in dicts for every record.
+        run_partition = -1
+        run_last: KafkaRecord | None = None
+        run_max_time = _NEVER
+        try:
+            for record in batch:
+                if record.error() is not None:
                     continue
-                row = decode(record.value())
-                if row is None:
-                    continue  # a tombstone on a stream carries no row
-                if decode_key is not None:
-                    key_bytes = record.key()
-                    if key_bytes is not None:
-                        # Keys repeat (customers, devices...): decode each one once.
-                        key_row = key_cache.get(key_bytes)
-                        if key_row is None:
-                            key_row = decode_key(key_bytes)
-                            if len(key_cache) < KEY_CACHE_ENTRIES:
-                                key_cache[key_bytes] = key_row
-                        row.update(key_row)
-                event_time = row.get(time_field) if time_field else None
-                if not isinstance(event_time, int):
-                    event_time = record.timestamp()[1]
-                row[ROWTIME] = event_time
-                if event_time > max_event_time.get(partition, _NEVER):
-                    max_event_time[partition] = event_time
-                if pre is not None:
-                    row = pre(row)
-                    if row is None:
+                count += 1
+                partition: int = record.partition()  # type: ignore[assignment]
+                if partition != run_partition:
+                    if run_last is not None:
+                        self._progress(run_partition, run_last, run_max_time)
+                    run_partition, run_max_time = partition, _NEVER
+                run_last = record
+                try:
+                    if check_duplicates and self._duplicate(record, partition):
                         continue
-                if stateless and not repartition:
-                    send(output_topic, record.key(), encode(row), event_time)
-                    written += 1
-                else:
-                    self._stateful(row, record, partition, offset, event_time, out)
-            except (DeserializationError, EvaluationError, SerializationError) as error:
-                self._bad_record(record, error, out)
-            except LateRecord as late:
-                self.counters.late += 1
-                if self.settings.late_policy is LatePolicy.DEAD_LETTER:
-                    self._dead_letter(record, str(late), out)
-            except (ValueError, TypeError, ArithmeticError) as error:
-                self._bad_record(record, error, out)
+                    row = decode(record.value())
+                    if row is None:
+                        continue  # a tombstone on a stream carries no row
+                    if decode_key is not None:
+                        key_bytes = record.key()
+                        if key_bytes is not None:
+                            # Keys repeat (customers, devices...): decode each one once.
+                            key_row = key_cache.get(key_bytes)
+                            if key_row is None:
+                                key_row = decode_key(key_bytes)
+                                if len(key_cache) < KEY_CACHE_ENTRIES:
+                                    key_cache[key_bytes] = key_row
+                            row.update(key_row)
+                    event_time = row.get(time_field) if time_field else None
+                    if not isinstance(event_time, int):
+                        event_time = record.timestamp()[1]
+                    row[ROWTIME] = event_time
+                    if event_time > run_max_time:
+                        run_max_time = event_time
+                    if pre is not None:
+                        row = pre(row)
+                        if row is None:
+                            continue
+                    if direct:
+                        send(output_topic, record.key(), encode(row), event_time)
+                        written += 1
+                    elif window is not None:
+                        # The watermark of the batch start: records of one batch never close
+                        # windows for each other, which keeps the per-record cost flat.
+                        offset: int = record.offset()  # type: ignore[assignment]
+                        for emitted in window(row, partition, offset, batch_watermark):
+                            emit(emitted, out)
+                    else:
+                        offset = record.offset()  # type: ignore[assignment]
+                        self._stateful(row, record, partition, offset, event_time, out)
+                except (DeserializationError, EvaluationError, SerializationError) as error:
+                    self._bad_record(record, error, out)
+                except LateRecord as late:
+                    self.counters.late += 1
+                    if self.settings.late_policy is LatePolicy.DEAD_LETTER:
+                        self._dead_letter(record, str(late), out)
+                except (ValueError, TypeError, ArithmeticError) as error:
+                    self._bad_record(record, error, out)
+        finally:
+            if run_last is not None:
+                self._progress(run_partition, run_last, run_max_time)
         self.counters.records_in += count
         self.counters.records_out += written
         if isinstance(event_time, int):
             self.last_event_time_ms = event_time
+
+    def _progress(self, partition: int, last: KafkaRecord, max_event_time: int) -> None:
+        """Record a run of records from `partition`: its last record and highest event time."""
+        self.positions[partition] = last.offset() + 1  # type: ignore[operator]
+        if max_event_time > self.max_event_time.get(partition, _NEVER):
+            self.max_event_time[partition] = max_event_time
 
     def _stateful(
         self,
@@ -464,12 +491,7 @@ class StageExecutor:
         event_time: int,
         out: RecordSink,
     ) -> None:
-        if self.window_op is not None:
-            # The watermark of the batch start: records of one batch never close windows
-            # for each other, which keeps the per-record cost flat.
-            for emitted in self.window_op.process(row, partition, offset, self.batch_watermark):
-                self._emit(emitted, out)
-        elif self.aggregate_op is not None:
+        if self.aggregate_op is not None:
             emitted = self.aggregate_op.process(row, partition, offset, event_time)
             self._emit_upsert(emitted, partition, out)
         elif isinstance(self.spec.stateful, Distinct):
@@ -511,16 +533,13 @@ class StageExecutor:
         self.counters.records_out += 1
 
     def _window_key(self, emitted: Emitted) -> bytes | None:
-        inner = self.encode_key.encode(list(emitted.key)) if self.encode_key is not None else b""
+        inner = self.encode_key.encode(emitted.key) if self.encode_key is not None else b""
         if emitted.window is None:
             return inner
         start, end = emitted.window
-        window = (
-            self.spec.stateful.window if isinstance(self.spec.stateful, WindowAggregate) else None
-        )
-        if window is not None and window.kind is WindowKind.SESSION:
+        if self.session_windows:
             return (inner or b"") + _WINDOW_BOUNDS.pack(start, end)
-        return (inner or b"") + struct.pack(">q", start)
+        return (inner or b"") + _WINDOW_START.pack(start)
 
     def _write(
         self,

@@ -9,13 +9,20 @@ watermark is one ordered range scan.
 
 from __future__ import annotations
 
+import operator
 import pickle
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from streamhouse_runtime.exec.aggregates import Aggregator, aggregator, compile_fold
+from streamhouse_runtime.exec.aggregates import (
+    Aggregator,
+    aggregator,
+    compile_fold,
+    compile_initialize,
+    compile_result_row,
+)
 from streamhouse_runtime.exec.windows import hopping, tumbling
 from streamhouse_runtime.plan.nodes import Aggregate, WindowAggregate
 from streamhouse_runtime.sql.query import EmitMode, WindowKind, WindowSyntax
@@ -25,27 +32,26 @@ Row = dict[str, object]
 ValueFunction = Callable[[Row], object]
 
 _PARTITION = struct.Struct(">i")
-_WINDOW = struct.Struct(">qq")  # end, start (end first: range scans close windows in order)
+# Partition, end, start, then the pickled group; end first: range scans close windows in order.
+_WINDOW_KEY = struct.Struct(">iQQ")
 _TIME_BIAS = 1 << 63  # signed epoch ms -> unsigned order-preserving
+_U64 = 0xFFFFFFFFFFFFFFFF
 _PICKLE = pickle.HIGHEST_PROTOCOL
+_END_START = operator.itemgetter(1, 2)  # closing order of window keys
 
 
 def _u64(value: int) -> int:
-    return (value + _TIME_BIAS) & 0xFFFFFFFFFFFFFFFF
+    return (value + _TIME_BIAS) & _U64
 
 
 def _window_key(partition: int, end: int, start: int, group: tuple[object, ...]) -> bytes:
-    return (
-        _PARTITION.pack(partition)
-        + struct.pack(">QQ", _u64(end), _u64(start))
-        + pickle.dumps(group, _PICKLE)
-    )
+    bounds = _WINDOW_KEY.pack(partition, (end + _TIME_BIAS) & _U64, (start + _TIME_BIAS) & _U64)
+    return bounds + pickle.dumps(group, _PICKLE)
 
 
 def _parse_window_key(key: bytes) -> tuple[int, int, int, tuple[object, ...]]:
-    partition = _PARTITION.unpack_from(key)[0]
-    end, start = struct.unpack_from(">QQ", key, 4)
-    return partition, end - _TIME_BIAS, start - _TIME_BIAS, pickle.loads(key[20:])
+    partition, end, start = _WINDOW_KEY.unpack_from(key)
+    return partition, end - _TIME_BIAS, start - _TIME_BIAS, pickle.loads(key[_WINDOW_KEY.size :])
 
 
 @dataclass
@@ -98,6 +104,13 @@ class WindowAggregateOperator:
         # cannot be there, so its first touch skips the RocksDB lookup.
         self.stored_max_end: dict[int, int] = {}
         self.fold = compile_fold(self.aggregators, arguments)
+        self.initialize = compile_initialize(self.aggregators)
+        self.result_row = compile_result_row(self.key_names, self.names, self.aggregators)
+        # ksqlDB reports a session's end as its last event's time, not the end plus the gap.
+        ksql_session = self.window.kind is WindowKind.SESSION and (
+            self.window.syntax is WindowSyntax.KSQL
+        )
+        self.end_shift = (self.window.gap_ms or 0) if ksql_session else 0
 
     # -- processing ------------------------------------------------------------------------
 
@@ -109,12 +122,18 @@ class WindowAggregateOperator:
         group = self.group_key(row)
         kind = self.window.kind
         if kind is WindowKind.TUMBLING:
+            # The hot path of windowed aggregations: `_entry` and the fold inlined for the
+            # usual case of a window already in memory.
             start, end = tumbling(timestamp, self.window.size_ms or 1)
             if end <= watermark:
                 self.late_records += 1
                 raise LateRecord(timestamp, watermark)
-            entry = self._entry((partition, end, start, group))
-            self._fold_row(entry, row, offset)
+            key = (partition, end, start, group)
+            entry = self.entries.get(key)
+            if entry is None:
+                entry = self._entry(key)
+            self.fold(entry.accumulators, row, offset)
+            entry.dirty = True
             return [self._result(group, start, end, entry)] if self.emit_changes else []
         values = [argument(row) if argument is not None else None for argument in self.arguments]
         if kind is WindowKind.SESSION:
@@ -141,10 +160,6 @@ class WindowAggregateOperator:
             accumulators[index] = function.add(accumulators[index], value, offset)
         entry.dirty = True
 
-    def _fold_row(self, entry: _Entry, row: Row, offset: int) -> None:
-        self.fold(entry.accumulators, row, offset)
-        entry.dirty = True
-
     def _session(
         self,
         row: Row,
@@ -164,7 +179,7 @@ class WindowAggregateOperator:
             key for key in self._sessions_of(partition, group) if key[2] - gap <= timestamp < key[1]
         ]
         start, last = timestamp, timestamp
-        merged = _Entry([function.initialize() for function in self.aggregators])
+        merged = _Entry(self.initialize())
         emitted: list[Emitted] = []
         for key in touching:
             entry = self._entry(key)
@@ -212,7 +227,7 @@ class WindowAggregateOperator:
                 accumulators, emitted = pickle.loads(stored)
                 entry = _Entry(accumulators, dirty=False, emitted=emitted)
             else:
-                entry = _Entry([function.initialize() for function in self.aggregators])
+                entry = _Entry(self.initialize())
             self.entries[key] = entry
             self.deleted.discard(key)
             if len(self.entries) > self.cache_entries:
@@ -240,14 +255,8 @@ class WindowAggregateOperator:
 
     def _result(self, group: tuple[object, ...], start: int, end: int, entry: _Entry) -> Emitted:
         entry.emitted = True
-        row: Row = dict(zip(self.key_names, group, strict=True))
-        for name, function, accumulator in zip(
-            self.names, self.aggregators, entry.accumulators, strict=True
-        ):
-            row[name] = function.result(accumulator)
-        reported_end = end
-        if self.window.kind is WindowKind.SESSION and self.window.syntax is WindowSyntax.KSQL:
-            reported_end = end - (self.window.gap_ms or 0)  # ksqlDB: the last event's time
+        row = self.result_row(group, entry.accumulators)
+        reported_end = end - self.end_shift
         row["window_start"] = start
         row["window_end"] = reported_end
         return Emitted(group, row, max(start, reported_end - 1), (start, reported_end))
@@ -269,7 +278,7 @@ class WindowAggregateOperator:
             if key[0] == partition and key[1] <= watermark:
                 closing[key] = entry
         results: list[Emitted] = []
-        for key in sorted(closing, key=lambda k: (k[1], k[2])):
+        for key in sorted(closing, key=_END_START):
             entry = closing[key]
             if not self.emit_changes:
                 results.append(self._result(key[3], key[2], key[1], entry))
@@ -319,6 +328,8 @@ class AggregateOperator:
         self.cache_entries = cache_entries
         self.entries: dict[tuple[int, tuple[object, ...]], _Entry] = {}
         self.fold = compile_fold(self.aggregators, arguments)
+        self.initialize = compile_initialize(self.aggregators)
+        self.result_row = compile_result_row(self.key_names, self.names, self.aggregators)
 
     @staticmethod
     def _key(partition: int, group: tuple[object, ...]) -> bytes:
@@ -334,7 +345,7 @@ class AggregateOperator:
                 accumulators, emitted = pickle.loads(stored)
                 entry = _Entry(accumulators, dirty=False, emitted=emitted)
             else:
-                entry = _Entry([function.initialize() for function in self.aggregators])
+                entry = _Entry(self.initialize())
             self.entries[key] = entry
             if len(self.entries) > self.cache_entries:
                 for old in list(self.entries)[: max(1, len(self.entries) // 10)]:
@@ -343,12 +354,7 @@ class AggregateOperator:
         accumulators = entry.accumulators
         self.fold(accumulators, row, offset)
         entry.dirty = True
-        result: Row = dict(zip(self.key_names, group, strict=True))
-        for name, function, accumulator in zip(
-            self.names, self.aggregators, accumulators, strict=True
-        ):
-            result[name] = function.result(accumulator)
-        return Emitted(group, result, timestamp_ms)
+        return Emitted(group, self.result_row(group, accumulators), timestamp_ms)
 
     def mark_emitted(self, partition: int, group: tuple[object, ...], emitted: bool) -> bool:
         """Record whether the group's current row is visible downstream; returns the old flag."""

@@ -39,7 +39,7 @@ import struct
 from collections.abc import Callable, Sequence
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import ROUND_HALF_UP, Context, Decimal
-from typing import Any, Final, Protocol
+from typing import Any, Final, NamedTuple, Protocol
 
 import fastavro
 import orjson
@@ -172,15 +172,31 @@ def _to_double(value: object) -> object:
     raise _bad(value, "DOUBLE")
 
 
+class _DecimalFastPath(NamedTuple):
+    """Exact DECIMAL(p, s) from a double read from JSON, without going through text.
+
+    A double read from a JSON literal of at most 15 significant digits identifies that literal
+    (DBL_DIG), so when `value` is the double nearest to some integer m times 10**-s (that is,
+    round(value * factor) / factor == value), m * 10**-s is exactly what the record said.
+    Powers of ten are exact doubles, so the bound check on the float is exact too."""
+
+    limit: float  # |value| < limit
+    factor: int  # 10**s
+    quantum: Decimal  # 10**-s
+
+
+def _decimal_fast_path(precision: int, scale: int) -> _DecimalFastPath | None:
+    """None for columns too wide for a double to be exact: those take the repr path."""
+    if precision > _FLOAT_EXACT_DIGITS:
+        return None
+    return _DecimalFastPath(float(10 ** (precision - scale)), 10**scale, Decimal(1).scaleb(-scale))
+
+
 def _decimal_coercer(precision: int, scale: int) -> Coerce:
     quantum = Decimal(1).scaleb(-scale)
     limit = Decimal(10) ** (precision - scale)
-    # The float fast path: a double read from a JSON literal of at most 15 significant digits
-    # identifies that literal (DBL_DIG), so when `value` is the double nearest to some integer
-    # m times 10**-scale, m * 10**-scale is exactly what the record said. Powers of ten are exact
-    # doubles, so the bound check on the float is exact too. Wider columns take the repr path.
-    fast_limit = float(limit) if precision <= _FLOAT_EXACT_DIGITS else 0.0
-    factor = 10**scale
+    fast = _decimal_fast_path(precision, scale)
+    fast_limit, factor = (fast.limit, fast.factor) if fast is not None else (0.0, 1)
     multiply = _DECIMAL_CONTEXT.multiply  # context methods: keyword arguments are slow
     quantize = _DECIMAL_CONTEXT.quantize
     described = f"DECIMAL({precision},{scale})"
@@ -317,35 +333,92 @@ def _lookup_folded(record: dict[Any, object], name: str) -> object:
     return None
 
 
-Plan = tuple[tuple[str, type, Coerce], ...]
+Conform = Callable[[dict[Any, object]], Row]
 
 
-def _plan(fields: Sequence[tuple[str, SqlType]], timestamp: tuple[str, Coerce] | None) -> Plan:
-    steps = []
-    for name, sql_type in fields:
+def _conformer(
+    fields: Sequence[tuple[str, SqlType]], timestamp: tuple[str, Coerce] | None
+) -> Conform:
+    """A function that coerces a decoded record's declared fields in place and returns the
+    record as the row (see `_conform_lines`)."""
+    namespace: dict[str, Any] = {}
+    lines = [
+        "def conform(record):",
+        *_conform_lines(fields, timestamp, namespace),
+        "    return record",
+    ]
+    exec(compile("\n".join(lines), "<streamhouse-conform>", "exec"), namespace)
+    conform: Conform = namespace["conform"]
+    return conform
+
+
+def _conform_lines(
+    fields: Sequence[tuple[str, SqlType]],
+    timestamp: tuple[str, Coerce] | None,
+    namespace: dict[str, Any],
+) -> list[str]:
+    """The generated body (indented one level) that conforms the dict `record` in place,
+    adding what it refers to to `namespace`.
+
+    Generated for the columns, like compiled expressions: one `type(value) is <type>` test
+    per column with the name as a constant, and the exact float-to-DECIMAL fast path inline.
+    Anything else (a missing or NULL field, a value needing coercion, an error) goes through
+    `_conform_field`."""
+    namespace.update(
+        _MISSING=_MISSING,
+        _conform_field=_conform_field,
+        _Decimal=Decimal,
+        _multiply=_DECIMAL_CONTEXT.multiply,
+    )
+    lines = ["    get = record.get"]
+    for index, (name, sql_type) in enumerate(fields):
         fast, coerce = _coercer(sql_type)
         if timestamp is not None and name == timestamp[0] and sql_type.kind is TypeKind.TIMESTAMP:
             coerce = timestamp[1]
-        steps.append((name, fast, coerce))
-    return tuple(steps)
-
-
-def _conform(record: dict[Any, object], plan: Plan) -> Row:
-    """Coerce a decoded record's declared fields in place and return it as the row."""
-    get = record.get
-    for name, fast, coerce in plan:
-        value = get(name, _MISSING)
-        if type(value) is fast:
+        namespace[f"_fast{index}"] = fast
+        namespace[f"_coerce{index}"] = coerce
+        literal = repr(name)
+        slow = (
+            f"record[{literal}] = "
+            f"_conform_field(record, {literal}, value, _fast{index}, _coerce{index})"
+        )
+        lines.append(f"    value = get({literal}, _MISSING)")
+        decimal = (
+            _decimal_fast_path(sql_type.precision, sql_type.scale)
+            if sql_type.kind is TypeKind.DECIMAL
+            and sql_type.precision is not None
+            and sql_type.scale is not None
+            else None
+        )
+        if decimal is None:
+            lines += [f"    if type(value) is not _fast{index}:", f"        {slow}"]
             continue
-        if value is _MISSING:
-            value = _lookup_folded(record, name)
-        if value is not None and type(value) is not fast:
-            try:
-                value = coerce(value)
-            except (ValueError, TypeError, ArithmeticError) as e:
-                raise DeserializationError(f"column {name!r}: {e}") from None
-        record[name] = value
-    return record
+        namespace[f"_limit{index}"] = decimal.limit
+        namespace[f"_factor{index}"] = decimal.factor
+        namespace[f"_quantum{index}"] = decimal.quantum
+        lines += [
+            f"    if type(value) is float and -_limit{index} < value < _limit{index} and "
+            f"(scaled := round(value * _factor{index})) / _factor{index} == value:",
+            f"        record[{literal}] = _multiply(_Decimal(scaled), _quantum{index})",
+            "    else:",
+            f"        {slow}",
+        ]
+    return lines
+
+
+def _conform_field(
+    record: dict[Any, object], name: str, value: object, fast: type, coerce: Coerce
+) -> object:
+    """The value of field `name` once conformed; `value` is what the record holds under that
+    exact name (_MISSING if nothing)."""
+    if value is _MISSING:
+        value = _lookup_folded(record, name)
+    if value is None or type(value) is fast:
+        return value
+    try:
+        return coerce(value)
+    except (ValueError, TypeError, ArithmeticError) as e:
+        raise DeserializationError(f"column {name!r}: {e}") from None
 
 
 def _coercer(sql_type: SqlType) -> tuple[type, Coerce]:
@@ -362,7 +435,8 @@ def _coercer(sql_type: SqlType) -> tuple[type, Coerce]:
         key_coerce = None if sql_type.key.kind is TypeKind.VARCHAR else _coercer(sql_type.key)[1]
         return _Never, _map_coercer(key_coerce, *_coercer(sql_type.element))
     if kind is TypeKind.STRUCT:
-        return _Never, _struct_coercer(_plan(sql_type.fields, None))
+        names = tuple(name for name, _ in sql_type.fields)
+        return _Never, _struct_coercer(names, _conformer(sql_type.fields, None))
     return _SCALARS[kind]
 
 
@@ -414,14 +488,12 @@ def _map_coercer(key_coerce: Coerce | None, fast: type, coerce: Coerce) -> Coerc
     return coerce_map
 
 
-def _struct_coercer(plan: Plan) -> Coerce:
-    names = tuple(name for name, _, _ in plan)
-
+def _struct_coercer(names: tuple[str, ...], conform: Conform) -> Coerce:
     def coerce_struct(value: object) -> object:
         if not isinstance(value, dict):
             raise _bad(value, "STRUCT")
         try:
-            conformed = _conform(value, plan)
+            conformed = conform(value)
         except DeserializationError as e:
             raise _BadValue(str(e).replace("column", "field", 1)) from None
         # A STRUCT value holds its declared fields only: it is compared and written as a whole.
@@ -561,37 +633,37 @@ class _JsonValueSerde:
     place (copying it into a fresh dict would cost a third of the decode time); writing emits
     exactly the declared columns, in order."""
 
+    decode: Callable[[bytes | None], Row | None]
+
     def __init__(self, columns: Sequence[Column], timestamp: tuple[str, Coerce] | None) -> None:
-        self._plan = _plan([(c.name, c.type) for c in columns], timestamp)
         self._names = tuple(c.name for c in columns)
         self._name_set = frozenset(self._names)
-        self._loads = _json_loader([c.type for c in columns])
         self._dump_option = _dump_option([c.type for c in columns])
-
-    def decode(self, data: bytes | None) -> Row | None:
-        if data is None:
-            return None
-        try:
-            record = self._loads(data)
-        except ValueError as e:  # orjson.JSONDecodeError and UnicodeDecodeError are ValueErrors
-            raise DeserializationError(f"invalid JSON: {e}") from None
-        if type(record) is not dict:
-            raise DeserializationError(f"expected a JSON object, got {_json_kind(record)}")
-        # _conform, inlined: a function call is a noticeable share of a ~1 µs decode.
-        get = record.get
-        for name, fast, coerce in self._plan:
-            value = get(name, _MISSING)
-            if type(value) is fast:
-                continue
-            if value is _MISSING:
-                value = _lookup_folded(record, name)
-            if value is not None and type(value) is not fast:
-                try:
-                    value = coerce(value)
-                except (ValueError, TypeError, ArithmeticError) as e:
-                    raise DeserializationError(f"column {name!r}: {e}") from None
-            record[name] = value
-        return record
+        # Parsing and conforming in one generated function: a call is a noticeable share of
+        # a ~1 µs decode.
+        namespace: dict[str, Any] = {
+            "_loads": _json_loader([c.type for c in columns]),
+            "_DeserializationError": DeserializationError,
+            "_json_kind": _json_kind,
+        }
+        conform = _conform_lines([(c.name, c.type) for c in columns], timestamp, namespace)
+        lines = [
+            "def decode(data):",
+            "    if data is None:",
+            "        return None",
+            "    try:",
+            "        record = _loads(data)",
+            "    except ValueError as e:  # orjson.JSONDecodeError, UnicodeDecodeError",
+            '        raise _DeserializationError(f"invalid JSON: {e}") from None',
+            "    if type(record) is not dict:",
+            "        raise _DeserializationError(",
+            '            f"expected a JSON object, got {_json_kind(record)}"',
+            "        )",
+            *conform,
+            "    return record",
+        ]
+        exec(compile("\n".join(lines), "<streamhouse-json-decode>", "exec"), namespace)
+        self.decode = namespace["decode"]
 
     def encode(self, row: Row | None) -> bytes | None:
         if row is None:
@@ -611,7 +683,7 @@ class _JsonKeySerde:
 
     def __init__(self, columns: Sequence[Column]) -> None:
         self._names = tuple(c.name for c in columns)
-        self._plan = _plan([(c.name, c.type) for c in columns], None)
+        self._conform = _conformer([(c.name, c.type) for c in columns], None)
         self._loads = _json_loader([c.type for c in columns])
         self._dump_option = _dump_option([c.type for c in columns])
         only = columns[0] if len(columns) == 1 else None
@@ -636,7 +708,7 @@ class _JsonKeySerde:
             elif not isinstance(record, dict):
                 raise DeserializationError(f"expected a JSON object, got {_json_kind(record)}")
         assert isinstance(record, dict)
-        conformed = _conform(record, self._plan)
+        conformed = self._conform(record)
         return {name: conformed[name] for name in self._names}
 
     def encode(self, values: Sequence[object]) -> bytes | None:
@@ -703,7 +775,7 @@ class _DelimitedSerde:
                 raise ValueError(f"DELIMITED cannot hold {column.type} column {column.name!r}")
         self._delimiter = delimiter
         self._names = tuple(c.name for c in columns)
-        self._plan = _plan([(c.name, c.type) for c in columns], timestamp)
+        self._conform = _conformer([(c.name, c.type) for c in columns], timestamp)
 
     def decode(self, data: bytes | None) -> Row | None:
         if data is None:
@@ -719,7 +791,7 @@ class _DelimitedSerde:
         record: dict[str, object] = {
             name: field or None for name, field in zip(self._names, fields, strict=True)
         }
-        return _conform(record, self._plan)
+        return self._conform(record)
 
     def encode(self, row: Row | None) -> bytes | None:
         if row is None:
@@ -1030,7 +1102,7 @@ class _AvroValueSerde:
         timestamp: tuple[str, Coerce] | None,
     ) -> None:
         self._codec = _AvroCodec(avro_schema("StreamHouseValue", columns), registry, subject)
-        self._plan = _plan([(c.name, c.type) for c in columns], timestamp)
+        self._conform = _conformer([(c.name, c.type) for c in columns], timestamp)
         self.schema = self._codec.schema_text
 
     def decode(self, data: bytes | None) -> Row | None:
@@ -1039,7 +1111,7 @@ class _AvroValueSerde:
         record = self._codec.read(data)
         if not isinstance(record, dict):
             raise DeserializationError(f"expected an AVRO record, got {_describe(record)}")
-        return _conform(record, self._plan)
+        return self._conform(record)
 
     def encode(self, row: Row | None) -> bytes | None:
         if row is None:
@@ -1055,7 +1127,7 @@ class _AvroKeySerde:
         self, columns: Sequence[Column], registry: SchemaRegistry | None, subject: str | None
     ) -> None:
         self._names = tuple(c.name for c in columns)
-        self._plan = _plan([(c.name, c.type) for c in columns], None)
+        self._conform = _conformer([(c.name, c.type) for c in columns], None)
         schema: object = (
             _avro_type(columns[0].type, "StreamHouseKey")
             if len(columns) == 1
@@ -1073,7 +1145,7 @@ class _AvroKeySerde:
             record = {self._names[0]: record}
         if not isinstance(record, dict):
             raise DeserializationError(f"expected an AVRO record key, got {_describe(record)}")
-        conformed = _conform(record, self._plan)
+        conformed = self._conform(record)
         return {name: conformed[name] for name in self._names}
 
     def encode(self, values: Sequence[object]) -> bytes | None:

@@ -156,6 +156,9 @@ class RocksdbStateBackend(StateBackend):
         families = {name: self._options for name in existing if name != "default"}
         self._db = Rdict(str(path), self._options, column_families=families)
         self._families: dict[str, Any] = {}
+        # rocksdict flushes the memtables whenever a column family's Rdict is dropped: a view
+        # made per call would write a tiny SST file (and feed compactions) on every read.
+        self._views: dict[str, Rdict] = {}
         self._write_options = WriteOptions()
         self._write_options.sync = False  # WAL on; the changelog covers a lost machine
         self.path = path
@@ -172,7 +175,10 @@ class RocksdbStateBackend(StateBackend):
         return family
 
     def _view(self, store: str) -> Rdict:
-        return self._db.get_column_family(store)
+        view = self._views.get(store)
+        if view is None:
+            view = self._views[store] = self._db.get_column_family(store)
+        return view
 
     def get(self, store: str, key: bytes) -> bytes | None:
         self._family(store)
@@ -240,5 +246,6 @@ class RocksdbStateBackend(StateBackend):
         return total
 
     def close(self) -> None:
+        self._views.clear()
         self._families.clear()
         self._db.close()

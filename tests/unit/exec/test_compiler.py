@@ -14,6 +14,7 @@ from streamhouse_runtime.exec.compiler import (
     compile_projection,
     compile_row_transform,
     compile_value,
+    compile_values,
     generated_source,
 )
 from streamhouse_runtime.sql import bound
@@ -615,6 +616,16 @@ def test_projection_without_filter_and_missing_columns() -> None:
     assert transform(ROW) == {"a2": 14}
 
 
+def test_values_are_one_tuple_in_order() -> None:
+    values = compile_values([bound_select("name"), bound_select("a * 2"), bound_select("a")])
+    assert values(ROW) == (ROW["name"], 14, 7)
+    assert values({}) == (None, None, None)
+    assert compile_values([bound_select("nm")])(ROW) == (None,)
+    assert compile_values([])(ROW) == ()
+    with pytest.raises(EvaluationError, match="division by zero"):
+        compile_values([bound_select("a / 0")])(ROW)
+
+
 def test_dotted_field_names() -> None:
     expr = bound.Call(t.BIGINT, "+", (bound.ColumnRef(t.BIGINT, "o.order_id"), lit(1, t.INTEGER)))
     assert compile_value(expr)({"o.order_id": 41}) == 42
@@ -634,6 +645,16 @@ def test_generated_source_is_flat_for_simple_operators() -> None:
     # Only the getter and no helper is called for arithmetic and comparisons.
     assert "_h" not in source.split("def _evaluate")[1].split("except")[0]
     assert ":=" in source or "_c" in source
+
+
+def test_integer_literals_compared_with_decimals_are_decimal_constants() -> None:
+    source = generated_source(bound_where("d > 1000 AND 5 <= e"), as_predicate=True)
+    assert "1000" not in source.split("def _evaluate")[1]
+    predicate = compile_predicate(bound_where("d > 1000 AND 5 <= e"))
+    assert predicate({"d": Decimal("1000.01"), "e": Decimal("5.000")}) is True
+    assert predicate({"d": Decimal("1000.00"), "e": Decimal("5.000")}) is False
+    assert predicate({"d": Decimal("1000.01"), "e": Decimal("4.999")}) is False
+    assert predicate({"d": None, "e": Decimal("5")}) is False
 
 
 def test_generated_source_hoists_columns_read_twice() -> None:

@@ -101,3 +101,56 @@ def test_generated_fold_matches_the_aggregators_own_add() -> None:
     assert [f.result(a) for f, a in zip(implementations, generated, strict=True)] == [
         f.result(a) for f, a in zip(implementations, reference, strict=True)
     ]
+
+
+def test_generated_result_row_matches_the_aggregators_own_result() -> None:
+    from streamhouse_runtime.exec.aggregates import compile_result_row
+
+    x = bound.ColumnRef(t.decimal(10, 2), "x")
+    calls = [
+        bound.AggregateCall(t.BIGINT, "COUNT", ()),
+        bound.AggregateCall(t.decimal(38, 2), "SUM", (x,)),
+        bound.AggregateCall(t.decimal(38, 6), "AVG", (x,)),
+        bound.AggregateCall(t.decimal(10, 2), "MIN", (x,)),
+        bound.AggregateCall(t.array(t.decimal(10, 2)), "COLLECT_SET", (x,)),
+    ]
+    implementations = [aggregator(call) for call in calls]
+    names = ["n", "total", "mean", "low", "seen"]
+    accumulators = [f.initialize() for f in implementations]
+    for offset, value in enumerate([Decimal("1.25"), None, Decimal("2.50"), Decimal("1.25")]):
+        for index, function in enumerate(implementations):
+            argument = None if index == 0 else value
+            accumulators[index] = function.add(accumulators[index], argument, offset)
+    result_row = compile_result_row(["customer", "region"], names, implementations)
+    assert result_row(("c-1", None), accumulators) == {
+        "customer": "c-1",
+        "region": None,
+        "n": 4,
+        "total": Decimal("5.00"),
+        "mean": Decimal("1.666667"),
+        "low": Decimal("1.25"),
+        "seen": [Decimal("1.25"), Decimal("2.50")],
+    }
+    assert list(result_row(("c-1", None), accumulators)) == ["customer", "region", *names]
+    assert compile_result_row([], [], [])((), []) == {}
+
+
+def test_generated_initialize_matches_the_aggregators_own_and_is_fresh_each_time() -> None:
+    from streamhouse_runtime.exec.aggregates import compile_initialize
+
+    x = bound.ColumnRef(t.INTEGER, "x")
+    calls = [
+        bound.AggregateCall(t.BIGINT, "COUNT", ()),
+        bound.AggregateCall(t.BIGINT, "SUM", (x,)),
+        bound.AggregateCall(t.DOUBLE, "AVG", (x,)),
+        bound.AggregateCall(t.INTEGER, "MAX", (x,)),
+        bound.AggregateCall(t.BIGINT, "COUNT", (x,), distinct=True),
+        bound.AggregateCall(t.array(t.INTEGER), "COLLECT_LIST", (x,)),
+    ]
+    implementations = [aggregator(call) for call in calls]
+    initialize = compile_initialize(implementations)
+    first, second = initialize(), initialize()
+    assert first == [f.initialize() for f in implementations]
+    assert first == [0, None, [None, 0], None, set(), []]
+    assert all(a is not b for a, b in zip(first[2:], second[2:], strict=True) if a is not None)
+    assert compile_initialize([])() == []

@@ -100,3 +100,20 @@ def test_last_key_is_the_largest_committed_key_in_range(backend: StateBackend) -
     assert backend.last_key("s", bytes([1, 0]), bytes([1, 9])) == bytes([1, 0])  # end excluded
     assert backend.last_key("s", bytes([2]), bytes([3])) is None
     assert backend.last_key("empty", b"", b"\xff") is None
+
+
+def test_reads_leave_the_memtable_alone(tmp_path: Path) -> None:
+    """Reading must not flush: a flush per read writes a tiny SST file every time."""
+    backend = RocksdbStateBackend(tmp_path / "db")
+    try:
+        backend.commit({"window": {b"k%d" % i: b"v" for i in range(100)}}, {("orders", 0): 100})
+        for _ in range(3):
+            assert backend.get("window", b"k1") == b"v"
+            assert len(list(backend.scan("window", b"k1", b"k2"))) == 11
+            assert backend.last_key("window", b"k", b"l") == b"k99"
+            backend.approximate_size_bytes()
+        view = backend._view("window")
+        assert view.property_int_value("rocksdb.num-entries-active-mem-table") == 100
+        assert view.property_int_value("rocksdb.live-sst-files-size") == 0
+    finally:
+        backend.close()
