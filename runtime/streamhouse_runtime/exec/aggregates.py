@@ -52,6 +52,9 @@ class Aggregator(ABC):
         return None
 
 
+DECIMAL_ADD = "_decimal_add"  # DECIMAL_CONTEXT.add, by this name in generated folds
+
+
 def _quantize(value: Any, quantum: Decimal | None) -> Any:
     """A DECIMAL result at its declared scale (`quantum` is None for other result types)."""
     if quantum is not None and isinstance(value, Decimal):
@@ -114,8 +117,14 @@ class CountDistinct(Aggregator):
         return len(accumulator)
 
 
+def _plus(a: Any, b: Any) -> Any:
+    """a + b; DECIMALs in the wide context, so a DECIMAL(38) sum is never rounded."""
+    return DECIMAL_CONTEXT.add(a, b) if isinstance(a, Decimal) else a + b
+
+
 class Sum(Aggregator):
-    """SUM: NULL until a non-NULL value arrives."""
+    """SUM: NULL until a non-NULL value arrives. DECIMAL sums add in DECIMAL_CONTEXT (Python's
+    default context keeps only 28 digits)."""
 
     def __init__(self, result_type: SqlType) -> None:
         super().__init__(result_type)
@@ -130,21 +139,22 @@ class Sum(Aggregator):
     def add(self, accumulator: Any, value: Any, offset: int) -> Any:
         if value is None:
             return accumulator
-        return value if accumulator is None else accumulator + value
+        return value if accumulator is None else _plus(accumulator, value)
 
     def merge(self, a: Any, b: Any) -> Any:
         if a is None or b is None:
             return b if a is None else a
-        return a + b
+        return _plus(a, b)
 
     def result(self, accumulator: Any) -> Any:
         return _quantize(accumulator, self.quantum)
 
     def fold_source(self, slot: str, value: str) -> list[str] | None:
+        plus = f"{DECIMAL_ADD}(_a, {value})" if self.quantum is not None else f"_a + {value}"
         return [
             f"if {value} is not None:",
             f"    _a = {slot}",
-            f"    {slot} = {value} if _a is None else _a + {value}",
+            f"    {slot} = {value} if _a is None else {plus}",
         ]
 
 
@@ -158,28 +168,29 @@ class Avg(Aggregator):
 
     def add(self, accumulator: list[Any], value: Any, offset: int) -> list[Any]:
         if value is not None:
-            accumulator[0] = value if accumulator[0] is None else accumulator[0] + value
+            accumulator[0] = value if accumulator[0] is None else _plus(accumulator[0], value)
             accumulator[1] += 1
         return accumulator
 
     def merge(self, a: list[Any], b: list[Any]) -> list[Any]:
         if a[0] is None or b[0] is None:
             return b if a[0] is None else a
-        return [a[0] + b[0], a[1] + b[1]]
+        return [_plus(a[0], b[0]), a[1] + b[1]]
 
     def result(self, accumulator: list[Any]) -> Any:
         total, count = accumulator
         if total is None or count == 0:
             return None
         if isinstance(total, Decimal):
-            return _quantize(total / count, self.quantum)
+            return _quantize(DECIMAL_CONTEXT.divide(total, count), self.quantum)
         return float(total) / count
 
     def fold_source(self, slot: str, value: str) -> list[str] | None:
+        plus = f"{DECIMAL_ADD}(_a[0], {value})" if self.quantum is not None else f"_a[0] + {value}"
         return [
             f"if {value} is not None:",
             f"    _a = {slot}",
-            f"    _a[0] = {value} if _a[0] is None else _a[0] + {value}",
+            f"    _a[0] = {value} if _a[0] is None else {plus}",
             "    _a[1] += 1",
         ]
 
@@ -292,7 +303,7 @@ def compile_fold(
     arguments: Sequence[Callable[[dict[str, object]], object] | None],
 ) -> Fold:
     """One generated function folding a row into every accumulator of a group, in place."""
-    namespace: dict[str, Any] = {}
+    namespace: dict[str, Any] = {DECIMAL_ADD: DECIMAL_CONTEXT.add}
     lines = ["def fold(acc, row, offset):"]
     for index, (function, argument) in enumerate(zip(aggregators, arguments, strict=True)):
         value = f"_v{index}"

@@ -154,3 +154,31 @@ def test_generated_initialize_matches_the_aggregators_own_and_is_fresh_each_time
     assert first == [0, None, [None, 0], None, set(), []]
     assert all(a is not b for a, b in zip(first[2:], second[2:], strict=True) if a is not None)
     assert compile_initialize([])() == []
+
+
+def test_decimal_38_sums_and_averages_are_exact_beyond_28_digits() -> None:
+    """Python's default decimal context keeps 28 digits; DECIMAL(38, 2) sums need 38."""
+    from streamhouse_runtime.exec.aggregates import compile_fold
+
+    big = Decimal("123456789012345678901234567890123.45")  # 35 digits
+    x = bound.ColumnRef(t.decimal(38, 2), "x")
+    calls = [
+        bound.AggregateCall(t.decimal(38, 2), "SUM", (x,)),
+        bound.AggregateCall(t.decimal(38, 2), "AVG", (x,)),
+    ]
+    implementations = [aggregator(call) for call in calls]
+    fold = compile_fold(implementations, [lambda row: row["x"]] * 2)
+    generated = [f.initialize() for f in implementations]
+    reference = [f.initialize() for f in implementations]
+    for offset, value in enumerate([big, Decimal("0.01"), big]):
+        fold(generated, {"x": value}, offset)
+        reference = [
+            f.add(a, value, offset) for f, a in zip(implementations, reference, strict=True)
+        ]
+    total = Decimal("246913578024691357802469135780246.91")
+    average = Decimal("82304526008230452600823045260082.30")  # 246...246.91 / 3, half-up
+    for accumulators in (generated, reference):
+        results = [f.result(a) for f, a in zip(implementations, accumulators, strict=True)]
+        assert results == [total, average]
+    merged = implementations[0].merge(reference[0], reference[0])
+    assert implementations[0].result(merged) == Decimal("493827156049382715604938271560493.82")
