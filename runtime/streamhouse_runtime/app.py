@@ -213,12 +213,15 @@ class QueryRuntime:
                 slot = (committed.topic, committed.partition)
                 if committed.offset > self.positions.get(slot, -1):
                     self.positions[slot] = committed.offset
-        # Offsets of partitions another pod owns now are stale: never commit them again.
+        # Offsets and de-duplication entries of partitions another pod owns now are stale:
+        # never commit them again.
         self.positions = {
             (topic, partition): offset
             for (topic, partition), offset in self.positions.items()
             if topic in self.partitions and partition in self._owned(topic)
         }
+        for topic, executor in self.executors.items():
+            executor.retain_partitions(set(self._owned(topic)))
         assigned = []
         for topic, executor in self.executors.items():
             for partition in self._owned(topic):
@@ -307,7 +310,7 @@ class QueryRuntime:
             key: None for key, _ in self.backend.scan(executor.store, *partition_range(partition))
         }
         dedup = {key: None for key in executor.dedup_keys(partition)}
-        self.backend.commit({executor.store: store, DEDUP_STORE: dedup}, {}, {})
+        self.backend.commit({executor.store: store, DEDUP_STORE: dedup}, {(topic, partition): None})
         del self.positions[(topic, partition)]
 
     def _clients(self) -> tuple[Consumer, Producer]:
@@ -438,19 +441,22 @@ class QueryRuntime:
         for executor in self.executors.values():
             executor.advance(self.sink, now)
         changes: dict[str, dict[bytes, bytes | None]] = {}
+        stage_writes = []
         for topic, executor in self.executors.items():
             writes = executor.changes()
             changes.update(writes)
             for partition, offset in executor.positions.items():
                 self.positions[(topic, partition)] = offset
             if executor.is_stateful:
+                stage_writes.append((executor, writes))
+        # Outputs first, then the changelog: a changelog that closes a checkpoint always
+        # follows every output of it, so restoring from the changelog never skips an output
+        # that was not delivered (the restore wins over a local copy that lags behind it).
+        self._flush()
+        if stage_writes:
+            for executor, writes in stage_writes:
                 self._write_changelog(executor, writes)
-        remaining = self.producer.flush(30)
-        if remaining or self.delivery_errors:
-            errors = "; ".join(self.delivery_errors[:3])
-            self.delivery_errors.clear()
-            # Not committing keeps the input to be processed again: at-least-once.
-            raise RuntimeError(f"{remaining} outputs undelivered: {errors}")
+            self._flush()
         offsets = dict(self.positions)
         self.backend.commit(changes, offsets)
         if offsets:
@@ -462,6 +468,15 @@ class QueryRuntime:
             self._purge_internal(offsets)
         self.metrics.checkpoint_duration.observe(time.perf_counter() - started)
         self._refresh_gauges(offsets)
+
+    def _flush(self) -> None:
+        assert self.producer is not None
+        remaining = self.producer.flush(30)
+        if remaining or self.delivery_errors:
+            errors = "; ".join(self.delivery_errors[:3])
+            self.delivery_errors.clear()
+            # Not committing keeps the input to be processed again: at-least-once.
+            raise RuntimeError(f"{remaining} outputs undelivered: {errors}")
 
     def _write_changelog(
         self, executor: StageExecutor, writes: Mapping[str, Mapping[bytes, bytes | None]]

@@ -593,6 +593,11 @@ class StageExecutor:
     def _dedup_prefix(self) -> bytes:
         return self.store.encode() + b"\x00"
 
+    def retain_partitions(self, owned: set[int]) -> None:
+        """Forget the de-duplication entries of input partitions another pod owns now, so
+        checkpoints never write them back into those partitions' changelog."""
+        self.dedup = {slot: offset for slot, offset in self.dedup.items() if slot[0] in owned}
+
     def dedup_keys(self, partition: int) -> list[bytes]:
         """The stored de-duplication keys of one input partition."""
         prefix = self._dedup_prefix()

@@ -63,10 +63,11 @@ class StateBackend(ABC):
     def commit(
         self,
         changes: Changes,
-        offsets: Mapping[TopicPartition, int],
+        offsets: Mapping[TopicPartition, int | None],
         metadata: Mapping[str, bytes] | None = None,
     ) -> None:
-        """Atomically apply `changes` and record `offsets` (the next offset to consume)."""
+        """Atomically apply `changes` and record `offsets` (the next offset to consume; None
+        forgets a partition's offset)."""
 
     @abstractmethod
     def offsets(self) -> dict[TopicPartition, int]:
@@ -99,7 +100,7 @@ class MemoryStateBackend(StateBackend):
     def commit(
         self,
         changes: Changes,
-        offsets: Mapping[TopicPartition, int],
+        offsets: Mapping[TopicPartition, int | None],
         metadata: Mapping[str, bytes] | None = None,
     ) -> None:
         for store, entries in changes.items():
@@ -111,7 +112,10 @@ class MemoryStateBackend(StateBackend):
                     target[key] = value
         stored = self._stores.setdefault(OFFSETS_STORE, {})
         for (topic, partition), offset in offsets.items():
-            stored[_offset_key(topic, partition)] = _OFFSET.pack(offset)
+            if offset is None:
+                stored.pop(_offset_key(topic, partition), None)
+            else:
+                stored[_offset_key(topic, partition)] = _OFFSET.pack(offset)
         meta = self._stores.setdefault(META_STORE, {})
         for name, value in (metadata or {}).items():
             meta[name.encode()] = value
@@ -212,7 +216,7 @@ class RocksdbStateBackend(StateBackend):
     def commit(
         self,
         changes: Changes,
-        offsets: Mapping[TopicPartition, int],
+        offsets: Mapping[TopicPartition, int | None],
         metadata: Mapping[str, bytes] | None = None,
     ) -> None:
         batch = WriteBatch(raw_mode=True)
@@ -225,7 +229,10 @@ class RocksdbStateBackend(StateBackend):
                     batch.put(key, value, family)
         offsets_family = self._family(OFFSETS_STORE)
         for (topic, partition), offset in offsets.items():
-            batch.put(_offset_key(topic, partition), _OFFSET.pack(offset), offsets_family)
+            if offset is None:
+                batch.delete(_offset_key(topic, partition), offsets_family)
+            else:
+                batch.put(_offset_key(topic, partition), _OFFSET.pack(offset), offsets_family)
         if metadata:
             meta_family = self._family(META_STORE)
             for name, value in metadata.items():

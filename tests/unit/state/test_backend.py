@@ -43,6 +43,12 @@ def test_commit_applies_changes_and_offsets_together(backend: StateBackend) -> N
     assert backend.metadata("plan") == b"fingerprint"
 
 
+def test_a_partition_offset_can_be_forgotten(backend: StateBackend) -> None:
+    backend.commit({}, {("orders", 0): 10, ("orders", 1): 7})
+    backend.commit({}, {("orders", 1): None})
+    assert backend.offsets() == {("orders", 0): 10}
+
+
 def test_scan_is_ordered_and_bounded(backend: StateBackend) -> None:
     keys = [bytes([0, i]) for i in range(10)] + [bytes([1, 0])]
     backend.commit({"s": {key: b"v" for key in reversed(keys)}}, {})
