@@ -38,30 +38,41 @@ def internal_topics(topics: Iterable[str], identities: Iterable[str]) -> list[st
     )
 
 
-def delete_internal(
-    settings: Mapping[str, str], query_id: str, state_ids: Iterable[str]
-) -> list[str]:
-    """Delete the internal topics and consumer groups; returns the topics deleted."""
-    admin = AdminClient({**settings, "socket.timeout.ms": int(TIMEOUT_S * 1000)})
+def reason(error: BaseException) -> str:
+    """What went wrong, without the message: librdkafka echoes configuration values (secrets
+    included) in its messages, so only the error's name is ever logged."""
+    if isinstance(error, KafkaException) and error.args:
+        code = error.args[0]
+        name = getattr(code, "name", None)
+        if callable(name):
+            return str(name())
+    return type(error).__name__
+
+
+def delete_internal(settings: Mapping[str, str], identities: Iterable[str]) -> list[str]:
+    """Delete the internal topics and consumer groups of every identity; returns the topics
+    deleted. Never raises."""
+    ids = sorted(set(identities))
     deleted: list[str] = []
     try:
+        admin = AdminClient({**settings, "socket.timeout.ms": int(TIMEOUT_S * 1000)})
         metadata = admin.list_topics(timeout=TIMEOUT_S)
-        doomed = internal_topics(metadata.topics, [query_id, *state_ids])
+        doomed = internal_topics(metadata.topics, ids)
         if doomed:
             for topic, future in admin.delete_topics(doomed, operation_timeout=TIMEOUT_S).items():
                 try:
                     future.result(timeout=TIMEOUT_S)
                     deleted.append(topic)
                 except (KafkaException, TimeoutError) as error:
-                    log.warning("could not delete topic %s: %s", topic, error)
-        groups = [f"streamhouse-{query_id}", f"streamhouse-{query_id}-restore"]
+                    log.warning("could not delete topic %s: %s", topic, reason(error))
+        groups = [f"streamhouse-{i}{suffix}" for i in ids for suffix in ("", "-restore")]
         for group, future in admin.delete_consumer_groups(
             groups, request_timeout=TIMEOUT_S
         ).items():
             try:
                 future.result(timeout=TIMEOUT_S)
             except (KafkaException, TimeoutError) as error:
-                log.info("consumer group %s not deleted: %s", group, error)
-    except (KafkaException, RuntimeError, TimeoutError) as error:
-        log.warning("internal topics of query %s left behind: %s", query_id, error)
+                log.info("consumer group %s not deleted: %s", group, reason(error))
+    except Exception as error:  # a finalizer must let go, whatever happened
+        log.warning("internal topics of %s left behind: %s", ", ".join(ids), reason(error))
     return sorted(deleted)

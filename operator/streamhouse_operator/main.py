@@ -18,10 +18,14 @@ from streamhouse_operator.handlers.reconcile import reconcile
 from streamhouse_operator.kube import Kube
 from streamhouse_operator.live import Scraper
 from streamhouse_operator.models import streamquery as model
+from streamhouse_operator.models.status import TRANSIENT_FIELDS
 
 DEFAULT_IMAGE = os.environ.get("STREAMHOUSE_IMAGE", "streamhouse:0.1.0")
 WEBHOOK_ADDRESS = os.environ.get("STREAMHOUSE_WEBHOOK_ADDR")
+# The ValidatingWebhookConfiguration kopf keeps; one per operator installation.
+WEBHOOK_NAME = os.environ.get("STREAMHOUSE_WEBHOOK_NAME", "streamhouse.io")
 OBSERVE_INTERVAL_S = float(os.environ.get("STREAMHOUSE_OBSERVE_INTERVAL_S", "10"))
+STOP_WAIT_RETRIES = 30  # x 2 s: how long a delete waits for the pods before removing topics
 
 
 @functools.cache
@@ -50,11 +54,15 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
             pkeyfile=os.environ.get("STREAMHOUSE_WEBHOOK_KEYFILE"),
             cafile=os.environ.get("STREAMHOUSE_WEBHOOK_CAFILE"),
         )
-        settings.admission.managed = "streamhouse.io"
+        settings.admission.managed = WEBHOOK_NAME
 
 
-def validate_query(*, spec: kopf.Spec, **_: Any) -> None:
-    """Admission: refuse a spec whose SQL the runtime could not run, with its line:column."""
+def validate_query(*, spec: kopf.Spec, **kwargs: Any) -> None:
+    """Admission: refuse a spec whose SQL the runtime could not run, with its line:column.
+    An update that leaves the spec alone (labels, finalizers, status) is never refused."""
+    old = kwargs.get("old") or {}
+    if old.get("spec") == dict(spec):
+        return
     reason = problem(dict(spec))
     if reason is not None:
         raise kopf.AdmissionError(reason, code=422)
@@ -63,7 +71,11 @@ def validate_query(*, spec: kopf.Spec, **_: Any) -> None:
 # kopf refuses to start with admission handlers but no webhook server, so the handler exists
 # only when the webhook is configured; reconcile validates either way.
 if WEBHOOK_ADDRESS:
-    kopf.on.validate(model.GROUP, model.VERSION, model.PLURAL, id="sql")(validate_query)
+    # CREATE and UPDATE only: a delete, or kopf's own finalizer bookkeeping, never waits for
+    # (or is refused by) the SQL front end.
+    kopf.on.validate(
+        model.GROUP, model.VERSION, model.PLURAL, id="sql", operations=["CREATE", "UPDATE"]
+    )(validate_query)
 
 
 @kopf.on.login()
@@ -101,9 +113,8 @@ def reconcile_query(
         image=DEFAULT_IMAGE,
         scraper=SCRAPER,
     )
-    patch.status.update(result.as_patch())
-    if result.error is None and status.get("error"):
-        patch.status["error"] = None  # a merge patch keeps what it does not name
+    # A merge patch keeps what it does not name: transient fields are cleared explicitly.
+    patch.status.update(result.as_patch(clear=[f for f in TRANSIENT_FIELDS if f in status]))
 
 
 def _deletes_topics(spec: kopf.Spec, **_: Any) -> bool:
@@ -120,16 +131,21 @@ def delete_query(
     uid: str,
     spec: kopf.Spec,
     status: kopf.Status,
+    retry: int,
     **_: Any,
 ) -> None:
-    """The finalizer: internal topics go when spec.deleteInternalTopics says so. Bounded and
-    never raising (see cleanup.py), so the object never hangs in Terminating."""
-    finalize(
+    """The finalizer: internal topics go when spec.deleteInternalTopics says so, once the pods
+    have stopped. Bounded (STOP_WAIT_RETRIES) and never raising otherwise (see cleanup.py), so
+    the object never hangs in Terminating."""
+    deleted = finalize(
         _kube(),
         name=name,
         namespace=namespace or "default",
         uid=uid,
         spec=dict(spec),
         status=dict(status),
+        wait_for_pods=retry < STOP_WAIT_RETRIES,
     )
+    if deleted is None:
+        raise kopf.TemporaryError("waiting for the query's pods to stop", delay=2)
     SCRAPER.forget(uid)

@@ -50,6 +50,8 @@ def test_a_new_state_id_starts_empty_where_the_group_left_off(
     finally:
         assert second.stop() == 0
     assert consumed == 30, "the group's committed offsets are kept"
+    folders = sorted(p.name for p in (tmp_path / "pod-0").iterdir())
+    assert folders == [f"state-{new_state}"], "the old state's folder is deleted"
     topics = kafka_broker.admin().list_topics(timeout=10).topics
     assert f"streamhouse-{new_state}-groupby" in topics
     assert f"streamhouse-{new_state}-stage-1-changelog" in topics

@@ -16,7 +16,7 @@ from streamhouse_operator.builders.common import (
     query_id,
     selector_labels,
     selector_string,
-    state_id,
+    successor_id,
 )
 from streamhouse_operator.builders.configmap import configmap_name, get_configmap
 from streamhouse_operator.builders.monitoring import get_service_monitor
@@ -50,5 +50,5 @@ __all__ = [
     "replicas",
     "selector_labels",
     "selector_string",
-    "state_id",
+    "successor_id",
 ]

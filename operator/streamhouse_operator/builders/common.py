@@ -21,21 +21,23 @@ METRICS_PORT = 9090
 METRICS_PORT_NAME = "metrics"
 
 
-def query_id(uid: str, epoch: int = 0) -> str:
+def query_id(uid: str) -> str:
     """The query's identity for its consumer group, internal topic names and state directory.
 
     Derived from metadata.uid, not the name, so a query deleted and recreated under the same
-    name starts clean instead of inheriting old offsets and state. `epoch` > 0 gives the same
-    query a fresh identity (upgradeMode reset: new group, new internal topics, empty state).
-    """
-    seed = uid if epoch == 0 else f"{uid}/{epoch}"
-    return hashlib.sha256(seed.encode()).hexdigest()[:12]
+    name starts clean instead of inheriting old offsets and state."""
+    return hashlib.sha256(uid.encode()).hexdigest()[:12]
 
 
-def state_id(uid: str, epoch: int) -> str:
-    """A fresh identity for the state alone (upgradeMode stateless): new internal topics and
-    state directory, while the consumer group, and so the input position, stays."""
-    return hashlib.sha256(f"{uid}/state/{epoch}".encode()).hexdigest()[:12]
+def successor_id(uid: str, kind: str, previous: str, sql: str) -> str:
+    """A fresh identity that replaces `previous` for running `sql` (`kind` "query": a new
+    consumer group, upgradeMode reset; "state": new internal topics and state, stateless).
+
+    A function of what it replaces and of the new SQL only: deriving it again, after an
+    operator restart or for a later edit that leaves the SQL alone, gives the same identity,
+    and going back to an earlier SQL never revives an identity used before."""
+    sql_hash = hashlib.sha256(sql.encode()).hexdigest()
+    return hashlib.sha256(f"{uid}/{kind}/{previous}/{sql_hash}".encode()).hexdigest()[:12]
 
 
 @dataclass(frozen=True)

@@ -37,7 +37,7 @@ from streamhouse_operator.builders import (
     query_id,
     replicas,
     selector_string,
-    state_id,
+    successor_id,
 )
 from streamhouse_operator.kube import Kube
 from streamhouse_operator.live import LiveFigures, Scraper, pod_metrics_urls
@@ -108,12 +108,15 @@ def _plan_of(spec_json: str) -> tuple[str, PlanNode | None]:
 
 def identity(
     uid: str,
-    generation: int,
     spec: model.StreamQuerySpec,
     plan: PlanNode,
     status: Mapping[str, Any],
 ) -> Identity:
-    """Which consumer group and state this generation runs with (see the module docstring)."""
+    """Which consumer group and state this spec runs with (see the module docstring).
+
+    `status.queryId` and `stateId` are those of the children as last applied (written after
+    applying, never with the intent), so the identities derived from them stay the same
+    however many times a reconcile is cut short and repeated."""
     current_query = status.get("queryId") or query_id(uid)
     current_state = status.get("stateId") or current_query
     unchanged = Identity(current_query, current_state)
@@ -133,12 +136,12 @@ def identity(
     )
     mode = spec.upgrade_mode
     if mode is model.UpgradeMode.RESET:
-        fresh = query_id(uid, epoch=generation)
+        fresh = successor_id(uid, "query", current_query, spec.sql)
         return Identity(fresh, fresh, upgrade)
     if mode is model.UpgradeMode.STATELESS:
         if upgrade.kind is UpgradeKind.STATELESS:
             return Identity(current_query, current_state, upgrade)
-        return Identity(current_query, state_id(uid, generation), upgrade)
+        return Identity(current_query, successor_id(uid, "state", current_state, spec.sql), upgrade)
     refused = upgrade.kind is UpgradeKind.STATE_INCOMPATIBLE
     return Identity(current_query, current_state, upgrade, refused)
 
@@ -218,7 +221,7 @@ def reconcile(
         return _failed(status, generation, error, "InvalidSQL", now)
 
     plan = plan_statement(statement)
-    ids = identity(uid, generation, parsed, plan, status)
+    ids = identity(uid, parsed, plan, status)
     if ids.refused:
         assert ids.upgrade is not None
         return _refused(kube, name, namespace, generation, status, ids.upgrade, now)
@@ -275,22 +278,23 @@ def reconcile(
             observed_generation=status.get("observedGeneration"),
             lifecycle_state=rolling,
             conditions=conditions,
-            query_id=context.query_id,
-            state_id=context.state_id,
             plan_summary=context.plan_summary,
             plan_fingerprint=context.plan_fingerprint,
         )
         kube.patch_status(name, namespace, intent.as_patch())  # intent first, then act
 
     statefulset = get_statefulset(context)
-    rescaling = _stop_for_rescale(kube, statefulset, parsed.parallelism)
-    children = [get_configmap(context), get_service(context), get_pod_disruption_budget(context)]
-    for manifest in children if rescaling else [*children, statefulset]:
+    stopping = _stop_for_handoff(kube, statefulset)
+    # While the old pods stop, they keep their SQL: the ConfigMap changes with the new pods.
+    children = [get_service(context), get_pod_disruption_budget(context)]
+    if not stopping:
+        children = [get_configmap(context), *children, statefulset]
+    for manifest in children:
         kube.apply(manifest)
     if kube.has_kind("monitoring.coreos.com/v1", "ServiceMonitor"):
         kube.apply(get_service_monitor(context))
     sink = statement.sink
-    return observe(
+    observed = observe(
         kube,
         context,
         conditions,
@@ -299,33 +303,43 @@ def reconcile(
         scraper,
         now,
     )
+    used = {*status.get("identities", []), context.query_id, context.state_id}
+    observed.identities = sorted(used)
+    return observed
 
 
-def partition_layout(statefulset: Mapping[str, Any]) -> int | None:
-    """The parallelism a StatefulSet's pods divide the partitions by (STREAMHOUSE_REPLICAS)."""
+# Pod settings that decide which pod handles which partition, with which state and group.
+HANDOFF_SETTINGS = ("STREAMHOUSE_REPLICAS", "STREAMHOUSE_QUERY_ID", "STREAMHOUSE_STATE_ID")
+
+
+def handoff_settings(statefulset: Mapping[str, Any]) -> dict[str, str]:
+    """The HANDOFF_SETTINGS of a StatefulSet's pod template."""
     template = ((statefulset.get("spec") or {}).get("template") or {}).get("spec") or {}
+    found: dict[str, str] = {}
     for container in template.get("containers") or []:
         for variable in container.get("env") or []:
-            if variable.get("name") == "STREAMHOUSE_REPLICAS":
-                return int(variable["value"])
-    return None
+            if variable.get("name") in HANDOFF_SETTINGS and "value" in variable:
+                found[variable["name"]] = str(variable["value"])
+    return found
 
 
-def _stop_for_rescale(kube: Kube, desired: Mapping[str, Any], parallelism: int) -> bool:
-    """A new parallelism moves partitions between pods, so no old pod may still run when a new
-    one starts: a rolling update would let both process a partition for a while. The first
-    reconcile scales the old StatefulSet to zero; once its pods are gone, the new one is
-    applied (the timer comes back). Returns whether the old pods are still being stopped."""
+def _stop_for_handoff(kube: Kube, desired: Mapping[str, Any]) -> bool:
+    """A new parallelism moves partitions between pods, and a new query or state identity
+    moves them to other topics and state: no old pod may still run when a new one starts (a
+    rolling update would let both handle a partition for a while). The first reconcile scales
+    the old StatefulSet to zero; once its pods are gone the new one is applied (the timer
+    comes back). Returns whether the old pods are still being stopped."""
     metadata = desired["metadata"]
-    current = kube.get("apps/v1", "StatefulSet", metadata["name"], metadata["namespace"])
-    if current is None or partition_layout(current) in (None, parallelism):
+    name, namespace = metadata["name"], metadata["namespace"]
+    current = kube.get("apps/v1", "StatefulSet", name, namespace)
+    if current is None or handoff_settings(current) == handoff_settings(desired):
         return False
     if int((current.get("spec") or {}).get("replicas") or 0) > 0:
-        log.info("stopping %s/%s to re-divide partitions", metadata["namespace"], metadata["name"])
-        kube.scale("apps/v1", "StatefulSet", metadata["name"], metadata["namespace"], 0)
+        log.info("stopping %s/%s before its partitions change hands", namespace, name)
+        kube.scale("apps/v1", "StatefulSet", name, namespace, 0)
         return True
     # Terminating pods count: they may still be writing their final checkpoint.
-    return bool(kube.list("v1", "Pod", metadata["namespace"], selector_string(metadata["name"])))
+    return bool(kube.list("v1", "Pod", namespace, selector_string(name)))
 
 
 def _rolled_out(statefulset: Mapping[str, Any], wanted: int) -> tuple[bool, int]:

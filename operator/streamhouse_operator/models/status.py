@@ -11,12 +11,12 @@ hold nothing else.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from pydantic.alias_generators import to_camel
 
 # metav1.Condition's own validation, so our conditions read like every other controller's.
@@ -135,6 +135,12 @@ class StreamQueryStatus(_Model):
         description="Identity of internal topics and state; differs from queryId after an "
         "upgrade that started with empty state (upgradeMode stateless).",
     )
+    identities: list[Annotated[str, StringConstraints(max_length=64)]] | None = Field(
+        default=None,
+        max_length=64,
+        description="Every query and state identity the query has used: the internal topics "
+        "and consumer groups a delete with deleteInternalTopics removes.",
+    )
     output_topic: str | None = Field(
         default=None, max_length=249, description="Kafka topic the query writes."
     )
@@ -174,9 +180,18 @@ class StreamQueryStatus(_Model):
         description="Lowest event-time watermark over the pods (RFC 3339).",
     )
 
-    def as_patch(self) -> dict[str, Any]:
-        """The status as a JSON-ready dict with the CRD's field names, unset fields left out."""
-        return self.model_dump(by_alias=True, exclude_none=True, mode="json")
+    def as_patch(self, clear: Iterable[str] = ()) -> dict[str, Any]:
+        """The status as a JSON-ready dict with the CRD's field names, unset fields left out,
+        except those named in `clear` (CRD names), sent as null: a merge patch removes them."""
+        patch = self.model_dump(by_alias=True, exclude_none=True, mode="json")
+        for field in clear:
+            patch.setdefault(field, None)
+        return patch
+
+
+# Fields that describe the present and must not outlive it: no error once the query
+# recovers, no figures when no pod answered.
+TRANSIENT_FIELDS = ("error", "lag", "inputRate", "outputRate", "deadLettered", "watermark")
 
 
 def format_time(moment: datetime) -> str:

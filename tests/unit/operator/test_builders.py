@@ -80,7 +80,9 @@ def test_query_id_is_derived_from_the_uid_not_the_name() -> None:
     assert first == builders.query_id(UID)  # stable across reconciles and operator restarts
     assert len(first) == 12 and int(first, 16) >= 0
     assert builders.query_id("another-uid") != first  # a recreated query starts clean
-    assert builders.query_id(UID, epoch=1) not in (first, builders.query_id(UID, epoch=2))
+    successor = builders.successor_id(UID, "query", first, "SELECT 1")
+    assert successor != first
+    assert builders.successor_id(UID, "query", successor, "SELECT 1") != successor
     assert context().query_id == first
 
 

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from streamhouse_operator.builders import query_id, state_id
-from streamhouse_operator.cleanup import internal_topics, parse_properties
+from streamhouse_operator.builders import query_id, successor_id
+from streamhouse_operator.cleanup import internal_topics, parse_properties, reason
 from streamhouse_operator.handlers.reconcile import identity
 from streamhouse_operator.live import Scraper, combine, parse, pod_metrics_urls
 from streamhouse_operator.models import streamquery as model
@@ -50,39 +50,52 @@ def totals(agg: str = "SUM(amount)", where: str = "") -> str:
 
 
 def test_a_new_query_and_an_unchanged_sql_keep_their_identity() -> None:
-    fresh = identity(UID, 1, spec(totals()), plan(totals()), {})
+    fresh = identity(UID, spec(totals()), plan(totals()), {})
     assert (fresh.query_id, fresh.state_id, fresh.upgrade) == (query_id(UID), query_id(UID), None)
-    same = identity(UID, 7, spec(totals()), plan(totals()), running(totals(), queryId="q1"))
+    same = identity(UID, spec(totals()), plan(totals()), running(totals(), queryId="q1"))
     assert (same.query_id, same.state_id, same.upgrade) == ("q1", "q1", None)
 
 
 def test_last_state_keeps_state_through_a_compatible_change() -> None:
     new = totals(where="WHERE amount > 0")
-    ids = identity(UID, 2, spec(new), plan(new), running(totals(), queryId="q1", stateId="s1"))
+    ids = identity(UID, spec(new), plan(new), running(totals(), queryId="q1", stateId="s1"))
     assert (ids.query_id, ids.state_id, ids.refused) == ("q1", "s1", False)
     assert ids.upgrade is not None and ids.upgrade.kind is UpgradeKind.STATE_COMPATIBLE
 
 
 def test_last_state_refuses_an_incompatible_change() -> None:
     new = totals(agg="MAX(amount)")
-    ids = identity(UID, 2, spec(new), plan(new), running(totals(), queryId="q1"))
+    ids = identity(UID, spec(new), plan(new), running(totals(), queryId="q1"))
     assert ids.refused
     assert ids.upgrade is not None and "MAX(amount)" in ids.upgrade.reason
 
 
 def test_stateless_mode_starts_empty_state_where_the_group_left_off() -> None:
     new = totals(agg="MAX(amount)")
-    ids = identity(UID, 3, spec(new, "stateless"), plan(new), running(totals(), queryId="q1"))
-    assert (ids.query_id, ids.state_id, ids.refused) == ("q1", state_id(UID, 3), False)
+    ids = identity(UID, spec(new, "stateless"), plan(new), running(totals(), queryId="q1"))
+    assert (ids.query_id, ids.refused) == ("q1", False)
+    assert ids.state_id == successor_id(UID, "state", "q1", new) != "q1"
 
 
-def test_reset_mode_gives_group_and_state_a_new_identity_per_generation() -> None:
+def test_reset_mode_gives_group_and_state_a_new_identity() -> None:
     new = totals(where="WHERE amount > 0")
-    ids = identity(UID, 4, spec(new, "reset"), plan(new), running(totals(), queryId="q1"))
-    assert ids.query_id == ids.state_id == query_id(UID, epoch=4) != "q1"
-    # The same generation reconciled again (an operator restart) derives the same identity.
-    again = identity(UID, 4, spec(new, "reset"), plan(new), running(totals(), queryId=ids.query_id))
-    assert again.query_id == ids.query_id
+    before = running(totals(), queryId="q1")
+    ids = identity(UID, spec(new, "reset"), plan(new), before)
+    assert ids.query_id == ids.state_id == successor_id(UID, "query", "q1", new) != "q1"
+
+
+def test_a_repeated_or_later_reconcile_derives_the_same_new_identity() -> None:
+    """Status keeps the identities of the children as applied; until the new ones are applied
+    (an operator restart, or a further edit that leaves the SQL alone), the same ones come."""
+    new = totals(agg="MAX(amount)")
+    before = running(totals(), queryId="q1", stateId="s1")
+    first = identity(UID, spec(new, "stateless"), plan(new), before)
+    again = identity(UID, spec(new, "stateless"), plan(new), dict(before))
+    assert again.state_id == first.state_id
+    # Back to the old SQL later: a new identity again, never the old state revived.
+    applied = running(new, queryId="q1", stateId=first.state_id)
+    back = identity(UID, spec(totals(), "stateless"), plan(totals()), applied)
+    assert back.state_id not in ("s1", first.state_id)
 
 
 POD_METRICS = """
@@ -158,3 +171,11 @@ def test_the_finalizer_deletes_internal_topics_of_every_identity_but_not_dead_le
 def test_client_properties_are_read_like_the_pods_read_them() -> None:
     text = "# SASL\nsecurity.protocol=SASL_SSL\nsasl.password = s3=cret\n\n!note\n"
     assert parse_properties(text) == {"security.protocol": "SASL_SSL", "sasl.password": "s3=cret"}
+
+
+def test_kafka_errors_are_logged_by_name_never_by_message() -> None:
+    from confluent_kafka import KafkaError, KafkaException
+
+    secret = KafkaException(KafkaError(KafkaError._INVALID_ARG, 'Invalid value "s3cret"'))
+    assert reason(secret) == "_INVALID_ARG"
+    assert reason(ValueError("s3cret")) == "ValueError"
