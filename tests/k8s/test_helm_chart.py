@@ -173,4 +173,4 @@ def test_the_chart_rbac_is_enough_to_run_the_operator(
         operator.stop()
     log = operator.log_file.read_text()
     assert "Forbidden" not in log and " 403" not in log, log[-3000:]
-    assert "internal topics of query" in log  # the unreachable broker, reported, not fatal
+    assert "left behind" in log  # the unreachable broker: reported, not fatal
