@@ -138,8 +138,14 @@ def test_a_query_through_its_whole_life(
     orders.wait_for(expected(first, "SUM"), "totals after create")
 
     # A compatible edit (HAVING filters what is emitted, not what is stored), with the
-    # operator killed right after it and started again: it converges, the state is kept.
+    # operator killed once it has written its intent and started again: it converges, the
+    # state is kept.
     generation = queries.patch(NAME, {"sql": sql(source, output, having=" HAVING COUNT(*) > 0")})
+    queries.wait(
+        NAME,
+        lambda body: (body.get("status") or {}).get("lifecycleState") == "UPGRADING",
+        "the upgrade's intent in status",
+    )
     operator.kill()
     operator.start()
     upgraded = queries.wait_running(NAME, replicas=1)
@@ -151,6 +157,13 @@ def test_a_query_through_its_whole_life(
     assert "HAVING COUNT(*) > 0" in config.data["query.sql"]
     second = orders.send(100)
     orders.wait_for(expected([*first, *second], "SUM"), "state kept through the upgrade")
+
+    # Scale 1 -> 2 with kubectl scale (the scale subresource maps to parallelism): each pod
+    # takes its partitions' state along, so the totals go on exactly.
+    queries.kubectl("scale", f"sq/{NAME}", "--replicas=2")
+    queries.wait_running(NAME, replicas=2)
+    third = orders.send(120)
+    orders.wait_for(expected([*first, *second, *third], "SUM"), "exact totals on two pods")
 
     # An incompatible edit under last-state is refused and nothing is touched.
     pod_uid = core.read_namespaced_pod(f"{NAME}-0", namespace).metadata.uid
@@ -173,21 +186,17 @@ def test_a_query_through_its_whole_life(
     assert "SUM(amount)" in config.data["query.sql"]
     assert core.read_namespaced_pod(f"{NAME}-0", namespace).metadata.uid == pod_uid
 
-    # The same edit under upgradeMode stateless: empty state, same input position.
+    # The same edit under upgradeMode stateless, on two pods: every old pod stops before a
+    # new one starts, with empty state, at the same input position.
     queries.patch(NAME, {"upgradeMode": "stateless"})
-    fresh = queries.wait_running(NAME, replicas=1)
+    fresh = queries.wait_running(NAME, replicas=2)
     assert fresh["status"]["queryId"] == query_id
     assert fresh["status"]["stateId"] != query_id
     assert "error" not in fresh["status"]
-    third = orders.send(100)
-    since_upgrade = [*third]
+    since_upgrade = list(orders.send(100))
     orders.wait_for(expected(since_upgrade, "MAX"), "a fresh state from the group's position")
 
-    # Scale 1 -> 2 -> 1 with kubectl scale (the scale subresource maps to parallelism).
-    queries.kubectl("scale", f"sq/{NAME}", "--replicas=2")
-    queries.wait_running(NAME, replicas=2)
-    since_upgrade += orders.send(120)
-    orders.wait_for(expected(since_upgrade, "MAX"), "exact totals on two pods")
+    # Scale 2 -> 1: the pod that gets partition 1 back restores it from the changelog.
     queries.kubectl("scale", f"sq/{NAME}", "--replicas=1")
     queries.wait_running(NAME, replicas=1)
     since_upgrade += orders.send(80)
