@@ -24,6 +24,7 @@ import shutil
 import signal
 import sys
 import time
+import uuid
 from collections import defaultdict
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -65,6 +66,7 @@ from streamhouse_runtime.state.backend import RocksdbStateBackend
 from streamhouse_runtime.state.changelog import (
     checkpoint_offset,
     checkpoint_records,
+    checkpoint_writer,
     partition_range,
     replay,
 )
@@ -73,6 +75,7 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 PURGE_INTERVAL_S = 30.0
+WRITER = "writer"  # metadata: id of the process that wrote the local checkpoint
 RESTORE_TIMEOUT_S = 600.0
 
 
@@ -130,6 +133,10 @@ class QueryRuntime:
             executor = StageExecutor(spec, settings, self.backend)
             self.executors[executor.input_topic] = executor
         self.positions: dict[tuple[str, int], int] = dict(self.backend.offsets())
+        # Who wrote the local checkpoint, and who writes from now on: the changelog's offsets
+        # records carry their writer, which tells this pod's state from another pod's.
+        self.previous_writer = self.backend.metadata(WRITER) or b""
+        self.writer = uuid.uuid4().bytes
         self.consumer: Consumer | None = None
         self.producer: Producer | None = None
         self.sink: ProducerSink
@@ -235,7 +242,8 @@ class QueryRuntime:
         local state for: an empty volume, partitions new to this pod, or stale ones.
 
         Local state is current when the changelog ends with this pod's last checkpoint of the
-        partition: an offsets record equal to the local offset. Otherwise another pod went on
+        partition: an offsets record with the local offset, written by the process that wrote
+        the local checkpoint. Otherwise another pod went on
         with the partition (a scale-out and back), or a checkpoint was cut short after its
         changelog records: resuming from the local copy would re-read input another pod may
         already have purged from an internal topic, so the changelog's state wins."""
@@ -258,10 +266,15 @@ class QueryRuntime:
                 if local is None or high <= low:
                     continue
                 last = _last_record(reader, changelog, partition, high)
-                if last is None or checkpoint_offset(*last) != local:
+                if (
+                    last is None
+                    or checkpoint_offset(*last) != local
+                    or checkpoint_writer(*last) != self.previous_writer
+                ):
                     log.info(
-                        "local state of %s partition %d is stale (local offset %d, changelog "
-                        "ends differently): restoring", executor.store, partition, local,
+                        "local state of %s partition %d is stale (the changelog does not end "
+                        "with this pod's checkpoint at offset %d): restoring",
+                        executor.store, partition, local,
                     )  # fmt: skip
                     self._drop_partition(executor, partition)
             wanted = [p for p in self._owned(topic) if (topic, p) not in self.positions]
@@ -458,7 +471,7 @@ class QueryRuntime:
                 self._write_changelog(executor, writes)
             self._flush()
         offsets = dict(self.positions)
-        self.backend.commit(changes, offsets)
+        self.backend.commit(changes, offsets, {WRITER: self.writer})
         if offsets:
             committed = [TopicPartition(t, p, o) for (t, p), o in offsets.items()]
             if final:
@@ -488,7 +501,7 @@ class QueryRuntime:
             for partition in self._owned(executor.input_topic)
         }
         changelog = self.changelogs[executor.store]
-        for record in checkpoint_records(store_writes, dedup_writes, offsets):
+        for record in checkpoint_records(store_writes, dedup_writes, offsets, self.writer):
             self.sink.send_to(changelog, record.partition, record.key, record.value)
 
     def _purge_internal(self, offsets: Mapping[tuple[str, int], int]) -> None:

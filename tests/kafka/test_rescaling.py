@@ -113,4 +113,5 @@ def test_scaling_out_and_back_in_keeps_every_aggregate_exact(
     assert _latest(bootstrap, out) == _expected(batches)
     log = back.log_file.read_text()
     assert "partition 1 is stale" in log, "pod 0 must not resume partition 1 from its old copy"
+    assert "partition 0 is stale" not in log, "pod 0 always kept partition 0: its copy is current"
     assert "restored stage-1 partition 1" in log

@@ -8,7 +8,8 @@ applies only what a closing offsets record covers, so a checkpoint cut short by 
 never half applied.
 
 Key layout: state keys start with their 4-byte partition (first byte < 0x80); de-duplication
-entries are prefixed with 0xFE and offsets records are 0xFF + the 4-byte partition.
+entries are prefixed with 0xFE and offsets records are 0xFF + the 4-byte partition. An offsets
+record's value is the 8-byte next offset followed by the id of the process that wrote it.
 """
 
 from __future__ import annotations
@@ -31,8 +32,15 @@ def checkpoint_offset(key: bytes, value: bytes | None) -> int | None:
     """The input offset an offsets record closes its checkpoint at (None for other records)."""
     if not key.startswith(OFFSETS_PREFIX) or value is None:
         return None
-    offset: int = _OFFSET.unpack(value)[0]
+    offset: int = _OFFSET.unpack_from(value)[0]
     return offset
+
+
+def checkpoint_writer(key: bytes, value: bytes | None) -> bytes | None:
+    """The id of the process that wrote an offsets record (None for other records)."""
+    if not key.startswith(OFFSETS_PREFIX) or value is None:
+        return None
+    return value[_OFFSET.size :]
 
 
 def partition_range(partition: int) -> tuple[bytes, bytes]:
@@ -51,6 +59,7 @@ def checkpoint_records(
     store_writes: Mapping[bytes, bytes | None],
     dedup_writes: Mapping[tuple[int, bytes], bytes | None],
     offsets: Mapping[int, int],
+    writer: bytes = b"",
 ) -> list[ChangelogRecord]:
     """What one checkpoint of one stage writes to its changelog, in the order to produce it.
 
@@ -67,7 +76,7 @@ def checkpoint_records(
         for (partition, key), value in dedup_writes.items()
     ]
     records += [
-        ChangelogRecord(partition, offsets_key(partition), _OFFSET.pack(offset))
+        ChangelogRecord(partition, offsets_key(partition), _OFFSET.pack(offset) + writer)
         for partition, offset in sorted(offsets.items())
     ]
     return records
@@ -93,7 +102,7 @@ def replay(records: Iterable[tuple[bytes, bytes | None]]) -> RestoredPartition:
                     restored.store_writes[pending_key] = pending_value
             pending.clear()
             if value is not None:
-                restored.offset = _OFFSET.unpack(value)[0]
+                restored.offset = _OFFSET.unpack_from(value)[0]
         else:
             pending.append((key, value))
     return restored

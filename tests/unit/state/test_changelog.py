@@ -44,3 +44,15 @@ def test_replay_of_an_empty_or_unfinished_log_restores_nothing() -> None:
     assert replay([]).offset is None
     unfinished = checkpoint_records({_key(0, b"a"): b"1"}, {}, {0: 3})[:-1]
     assert replay((r.key, r.value) for r in unfinished).offset is None
+
+
+def test_offsets_records_carry_their_writer_and_replay_ignores_it() -> None:
+    from streamhouse_runtime.state.changelog import checkpoint_offset, checkpoint_writer
+
+    records = checkpoint_records({_key(2, b"a"): b"1"}, {}, {2: 9}, writer=b"pod-0-run-7")
+    closing = records[-1]
+    assert checkpoint_offset(closing.key, closing.value) == 9
+    assert checkpoint_writer(closing.key, closing.value) == b"pod-0-run-7"
+    assert checkpoint_writer(records[0].key, records[0].value) is None
+    restored = replay((r.key, r.value) for r in records)
+    assert restored.offset == 9 and restored.store_writes == {_key(2, b"a"): b"1"}
