@@ -45,7 +45,7 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     address = WEBHOOK_ADDRESS
     if address:
         # The API server calls this endpoint on every create/update of a StreamQuery; kopf
-        # keeps the ValidatingWebhookConfiguration "streamhouse.io" pointing at it.
+        # keeps the ValidatingWebhookConfiguration WEBHOOK_NAME pointing at it.
         settings.admission.server = kopf.WebhookServer(
             addr=address,
             port=int(os.environ.get("STREAMHOUSE_WEBHOOK_PORT", "9443")),
@@ -61,7 +61,8 @@ def validate_query(*, spec: kopf.Spec, **kwargs: Any) -> None:
     """Admission: refuse a spec whose SQL the runtime could not run, with its line:column.
     An update that leaves the spec alone (labels, finalizers, status) is never refused."""
     old = kwargs.get("old") or {}
-    if old.get("spec") == dict(spec):
+    old_spec = old.get("spec")
+    if old_spec is not None and dict(old_spec) == dict(spec):
         return
     reason = problem(dict(spec))
     if reason is not None:
