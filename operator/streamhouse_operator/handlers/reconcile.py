@@ -4,7 +4,8 @@ before touching them, and report what the cluster and the pods show.
 
 Idempotent: the same spec applied twice changes nothing (server-side apply), and a reconcile
 cut short (an operator restart) converges when it runs again, because every identity it
-derives is a function of the object (uid, generation) and of what status recorded. An invalid
+derives is a function of the uid, the SQL and the identities status recorded for the children
+as last applied. An invalid
 spec or SQL never raises out of the handler (no retry storm, no crash loop): it is reported as
 lifecycle FAILED with a Validated=False condition that carries the `line:column` error.
 
@@ -88,7 +89,7 @@ def _failed(
 
 @dataclass(frozen=True)
 class Identity:
-    """Consumer group and state identities for this generation, and the upgrade, if any."""
+    """Consumer group and state identities for a spec, and the upgrade, if any."""
 
     query_id: str
     state_id: str
