@@ -61,6 +61,7 @@ from streamhouse_runtime.io.registry import SchemaRegistry
 from streamhouse_runtime.metrics import HealthState, RuntimeMetrics, serve
 from streamhouse_runtime.plan.nodes import Repartition, Sink, Source
 from streamhouse_runtime.plan.planner import plan_statement
+from streamhouse_runtime.plan.upgrade import state_fingerprint
 from streamhouse_runtime.program import load_single_query, load_udfs
 from streamhouse_runtime.state.backend import RocksdbStateBackend
 from streamhouse_runtime.state.changelog import (
@@ -76,6 +77,7 @@ T = TypeVar("T")
 
 PURGE_INTERVAL_S = 30.0
 WRITER = "writer"  # metadata: id of the process that wrote the local checkpoint
+STATE_LAYOUT = "state-layout"  # metadata: plan.upgrade.state_fingerprint of the state's query
 RESTORE_TIMEOUT_S = 600.0
 
 
@@ -91,6 +93,7 @@ class QueryRuntime:
         assert isinstance(plan, Sink)
         self.plan = plan
         self.fingerprint = plan_fingerprint(plan)
+        self.state_layout = state_fingerprint(plan)
         self.query_id = config.query_id or hashlib.sha256(sql.encode()).hexdigest()[:12]
         self.state_id = config.state_id or self.query_id
         self.stages = split_stages(plan)
@@ -365,22 +368,23 @@ class QueryRuntime:
         )
         signal.signal(signal.SIGTERM, self._stop)
         signal.signal(signal.SIGINT, self._stop)
-        self.consumer, self.producer = self._clients()
-        self.sink = ProducerSink(self.producer)
-        assignment = self._assignment(self.consumer)
-        self.consumer.assign(assignment)
-        self.backend.commit({}, {}, {"plan": self.fingerprint.encode()})
-        self.health.ready = True
-        log.info(
-            "query %s pod %d/%d owns %d partitions; checkpoint every %d ms",
-            self.query_id,
-            self.ordinal,
-            self.replicas,
-            len(assignment),
-            self.config.checkpoint_interval_ms,
-        )
-        _tune_gc()
         try:
+            self._check_state_layout()
+            self.consumer, self.producer = self._clients()
+            self.sink = ProducerSink(self.producer)
+            assignment = self._assignment(self.consumer)
+            self.consumer.assign(assignment)
+            self.backend.commit({}, {}, {"plan": self.fingerprint.encode()})
+            self.health.ready = True
+            log.info(
+                "query %s pod %d/%d owns %d partitions; checkpoint every %d ms",
+                self.query_id,
+                self.ordinal,
+                self.replicas,
+                len(assignment),
+                self.config.checkpoint_interval_ms,
+            )
+            _tune_gc()
             self._loop()
             return 0
         except QueryFailed as failure:
@@ -394,6 +398,19 @@ class QueryRuntime:
         finally:
             self._shutdown()
             server.shutdown()
+
+    def _check_state_layout(self) -> None:
+        """Refuse state written by a query whose stateful operators differ: reading it would
+        give wrong results silently. (The operator never gets here: a state-incompatible
+        change gets a new state identity or is refused; this guards every other way.)"""
+        stored = (self.backend.metadata(STATE_LAYOUT) or b"").decode()
+        if stored and self.state_layout and stored != self.state_layout and self.positions:
+            raise QueryFailed(
+                f"the state in {self.config.data_dir} was written by a query with other "
+                f"stateful operators (state layout {stored}, this query {self.state_layout}); "
+                "start it with a new state id or an empty data directory"
+            )
+        self.backend.commit({}, {}, {STATE_LAYOUT: self.state_layout.encode()})
 
     def _loop(self) -> None:
         assert self.consumer is not None and self.producer is not None

@@ -85,7 +85,8 @@ def serve(
                 self._reply(200 if ok else 503, b"ok\n" if ok else health.failure.encode())
             elif self.path.startswith("/readyz"):
                 ok = health.ready and health.alive
-                self._reply(200 if ok else 503, b"ready\n" if ok else b"not ready\n")
+                reason = f"not ready: {health.failure}\n" if health.failure else "not ready\n"
+                self._reply(200 if ok else 503, b"ready\n" if ok else reason.encode())
             else:
                 self._reply(404, b"not found\n")
 

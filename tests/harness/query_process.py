@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,14 +45,23 @@ class QueryProcess:
             **self.extra_env,
         }
 
-    def start(self) -> QueryProcess:
+    def start(self, wait_ready: bool = True) -> QueryProcess:
         self.port = free_port()
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.process = start_process(
             [sys.executable, "-m", "streamhouse_runtime.cli", "run"], self.log_file, self.env()
         )
-        wait_until(self.ready, 60, "streamhouse run", self.process, self.log_file)
+        if wait_ready:
+            wait_until(self.ready, 60, "streamhouse run", self.process, self.log_file)
         return self
+
+    def probe(self, path: str) -> tuple[int, str]:
+        """Status and body of /healthz or /readyz (a 503 included)."""
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}{path}", timeout=2) as r:
+                return int(r.status), r.read().decode()
+        except urllib.error.HTTPError as error:
+            return int(error.code), error.read().decode()
 
     def ready(self) -> bool:
         url = f"http://127.0.0.1:{self.port}/readyz"

@@ -3,6 +3,7 @@ state folder) where the consumer group left off, which is what upgradeMode state
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Callable
 from decimal import Decimal
@@ -55,3 +56,36 @@ def test_a_new_state_id_starts_empty_where_the_group_left_off(
     topics = kafka_broker.admin().list_topics(timeout=10).topics
     assert f"streamhouse-{new_state}-groupby" in topics
     assert f"streamhouse-{new_state}-stage-1-changelog" in topics
+
+
+def test_state_of_other_stateful_operators_is_refused_without_a_crash_loop(
+    kafka_broker: KafkaBroker, make_topic: Callable[..., str], tmp_path: Path
+) -> None:
+    bootstrap = kafka_broker.bootstrap
+    source = make_topic("orders", partitions=1)
+    out = f"totals_{source}"
+    query = (
+        ORDERS.format(topic=source)
+        + f"CREATE TABLE totals WITH (kafka_topic = '{out}') AS SELECT customer_id, "
+        "COUNT(*) AS n, {aggregate}(amount) AS total FROM orders GROUP BY customer_id;"
+    )
+    sql_file = tmp_path / "query.sql"
+    sql_file.write_text(query.replace("{aggregate}", "SUM"))
+    query_id = uuid.uuid4().hex[:10]
+    produce(bootstrap, source, [order(i, "1", "c1") for i in range(10)])
+    first = QueryProcess(sql_file, tmp_path, bootstrap, query_id).start()
+    try:
+        wait_until(lambda: _latest(bootstrap, out).get("c1") == (10, Decimal(10)), 60, "sum")
+    finally:
+        assert first.stop() == 0
+
+    sql_file.write_text(query.replace("{aggregate}", "MAX"))  # same state, other operators
+    second = QueryProcess(sql_file, tmp_path, bootstrap, query_id).start(wait_ready=False)
+    try:
+        wait_until(lambda: second.probe("/readyz")[0] == 503, 60, "refusal")
+        assert "written by a query with other stateful operators" in second.probe("/readyz")[1]
+        time.sleep(2)
+        assert second.probe("/healthz")[0] == 200, "alive: no crash loop"
+        assert second.process is not None and second.process.poll() is None
+    finally:
+        second.stop()
