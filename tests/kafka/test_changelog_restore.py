@@ -14,7 +14,7 @@ import pytest
 from tests.harness.kafka import KafkaBroker
 from tests.harness.processes import wait_until
 from tests.harness.query_process import QueryProcess
-from tests.kafka.test_runtime import ORDERS, order, produce, read_all
+from tests.kafka.test_runtime import order, produce, read_all, totals_sql
 
 pytestmark = pytest.mark.kafka
 
@@ -25,11 +25,7 @@ def test_an_empty_volume_is_rebuilt_from_the_changelog(
     source = make_topic("orders", partitions=2)
     out = f"totals_{source}"
     sql_file = tmp_path / "query.sql"
-    sql_file.write_text(
-        ORDERS.format(topic=source)
-        + f"CREATE TABLE totals WITH (kafka_topic = '{out}') AS SELECT customer_id, "
-        "COUNT(*) AS n, SUM(amount) AS total FROM orders GROUP BY customer_id;"
-    )
+    sql_file.write_text(totals_sql(source, out))
     query_id = uuid.uuid4().hex[:10]
     produce(kafka_broker.bootstrap, source, [order(i, "2.50", f"c{i % 3}") for i in range(300)])
     first = QueryProcess(sql_file, tmp_path, kafka_broker.bootstrap, query_id).start()

@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 from confluent_kafka import Consumer, TopicPartition
 
-from tests.harness.kafka import KafkaBroker, read_messages
+from tests.harness.kafka import KafkaBroker
 from tests.harness.processes import wait_until
 from tests.harness.query_process import QueryProcess
-from tests.kafka.test_runtime import ORDERS, _json, order, produce
+from tests.kafka.test_runtime import latest_totals, order, produce, totals_sql
 
 pytestmark = pytest.mark.kafka
 
@@ -24,14 +24,6 @@ CUSTOMERS = 4
 def _orders(first: int, count: int, amount: str) -> tuple[list[bytes], list[bytes]]:
     ids = range(first, first + count)
     return [order(i, amount, f"c{i % CUSTOMERS}") for i in ids], [b"%d" % i for i in ids]
-
-
-def _latest(bootstrap: str, topic: str) -> dict[str, tuple[int, Decimal]]:
-    latest: dict[str, tuple[int, Decimal]] = {}
-    for message in read_messages(bootstrap, topic, 1_000_000, timeout_s=3):
-        value = _json(message.value())
-        latest[value["customer_id"]] = (value["n"], value["total"])
-    return latest
 
 
 def _expected(batches: list[tuple[int, int, str]]) -> dict[str, tuple[int, Decimal]]:
@@ -67,12 +59,7 @@ def test_scaling_out_and_back_in_keeps_every_aggregate_exact(
     source = make_topic("orders", partitions=2)
     out = f"totals_{source}"
     sql_file = tmp_path / "query.sql"
-    # GROUP BY a value column: rows go through a repartition topic to the stateful stage.
-    sql_file.write_text(
-        ORDERS.format(topic=source)
-        + f"CREATE TABLE totals WITH (kafka_topic = '{out}') AS SELECT customer_id, "
-        "COUNT(*) AS n, SUM(amount) AS total FROM orders GROUP BY customer_id;"
-    )
+    sql_file.write_text(totals_sql(source, out))
     query_id = uuid.uuid4().hex[:10]
     batches: list[tuple[int, int, str]] = []
 
@@ -86,7 +73,7 @@ def test_scaling_out_and_back_in_keeps_every_aggregate_exact(
         batches.append((first, count, amount))
         produce(bootstrap, source, *_orders(first, count, amount))
         expected = _expected(batches)
-        wait_until(lambda: _latest(bootstrap, out) == expected, 60, "exact totals")
+        wait_until(lambda: latest_totals(bootstrap, out) == expected, 60, "exact totals")
 
     one = [pod.start() for pod in pods(1)]
     run_batch(0, 200, "2.50")
@@ -110,7 +97,7 @@ def test_scaling_out_and_back_in_keeps_every_aggregate_exact(
     finally:
         back.stop()
     assert consumed == 40, "the pod should resume where the group left off, not reprocess"
-    assert _latest(bootstrap, out) == _expected(batches)
+    assert latest_totals(bootstrap, out) == _expected(batches)
     log = back.log_file.read_text()
     assert "partition 1 is stale" in log, "pod 0 must not resume partition 1 from its old copy"
     assert "partition 0 is stale" not in log, "pod 0 always kept partition 0: its copy is current"

@@ -25,6 +25,24 @@ ORDERS = """CREATE STREAM orders (order_id BIGINT, customer_id VARCHAR, amount D
 """
 
 
+def totals_sql(source: str, output: str, aggregate: str = "SUM") -> str:
+    """Orders from `source`, a running total per customer into `output`. GROUP BY a value
+    column: rows go through a repartition topic to the stateful stage."""
+    return ORDERS.format(topic=source) + (
+        f"CREATE TABLE totals WITH (kafka_topic = '{output}') AS SELECT customer_id, "
+        f"COUNT(*) AS n, {aggregate}(amount) AS total FROM orders GROUP BY customer_id;"
+    )
+
+
+def latest_totals(bootstrap: str, topic: str) -> dict[str, tuple[int, Decimal]]:
+    """The last (n, total) per customer in a totals topic."""
+    latest: dict[str, tuple[int, Decimal]] = {}
+    for message in read_messages(bootstrap, topic, 1_000_000, timeout_s=3):
+        value = _json(message.value())
+        latest[value["customer_id"]] = (value["n"], value["total"])
+    return latest
+
+
 def _json(value: bytes | None) -> Any:
     if value is None:
         return None

@@ -14,8 +14,7 @@ import pytest
 from tests.harness.kafka import KafkaBroker
 from tests.harness.processes import wait_until
 from tests.harness.query_process import QueryProcess
-from tests.kafka.test_rescaling import _latest
-from tests.kafka.test_runtime import ORDERS, order, produce
+from tests.kafka.test_runtime import latest_totals, order, produce, totals_sql
 
 pytestmark = pytest.mark.kafka
 
@@ -27,17 +26,15 @@ def test_a_new_state_id_starts_empty_where_the_group_left_off(
     source = make_topic("orders", partitions=2)
     out = f"totals_{source}"
     sql_file = tmp_path / "query.sql"
-    sql_file.write_text(
-        ORDERS.format(topic=source)
-        + f"CREATE TABLE totals WITH (kafka_topic = '{out}') AS SELECT customer_id, "
-        "COUNT(*) AS n, SUM(amount) AS total FROM orders GROUP BY customer_id;"
-    )
+    sql_file.write_text(totals_sql(source, out))
     query_id, new_state = uuid.uuid4().hex[:10], uuid.uuid4().hex[:10]
     keys = [b"%d" % i for i in range(130)]
     produce(bootstrap, source, [order(i, "1", "c1") for i in range(100)], keys[:100])
     first = QueryProcess(sql_file, tmp_path, bootstrap, query_id).start()
     try:
-        wait_until(lambda: _latest(bootstrap, out).get("c1") == (100, Decimal(100)), 60, "100")
+        wait_until(
+            lambda: latest_totals(bootstrap, out).get("c1") == (100, Decimal(100)), 60, "100"
+        )
     finally:
         assert first.stop() == 0
 
@@ -46,7 +43,9 @@ def test_a_new_state_id_starts_empty_where_the_group_left_off(
         sql_file, tmp_path, bootstrap, query_id, extra_env={"STREAMHOUSE_STATE_ID": new_state}
     ).start()
     try:
-        wait_until(lambda: _latest(bootstrap, out).get("c1") == (30, Decimal(60)), 60, "fresh")
+        wait_until(
+            lambda: latest_totals(bootstrap, out).get("c1") == (30, Decimal(60)), 60, "fresh"
+        )
         consumed = second.metric(f'streamhouse_records_in_total{{topic="{source}"')
     finally:
         assert second.stop() == 0
@@ -64,22 +63,17 @@ def test_state_of_other_stateful_operators_is_refused_without_a_crash_loop(
     bootstrap = kafka_broker.bootstrap
     source = make_topic("orders", partitions=1)
     out = f"totals_{source}"
-    query = (
-        ORDERS.format(topic=source)
-        + f"CREATE TABLE totals WITH (kafka_topic = '{out}') AS SELECT customer_id, "
-        "COUNT(*) AS n, {aggregate}(amount) AS total FROM orders GROUP BY customer_id;"
-    )
     sql_file = tmp_path / "query.sql"
-    sql_file.write_text(query.replace("{aggregate}", "SUM"))
+    sql_file.write_text(totals_sql(source, out))
     query_id = uuid.uuid4().hex[:10]
     produce(bootstrap, source, [order(i, "1", "c1") for i in range(10)])
     first = QueryProcess(sql_file, tmp_path, bootstrap, query_id).start()
     try:
-        wait_until(lambda: _latest(bootstrap, out).get("c1") == (10, Decimal(10)), 60, "sum")
+        wait_until(lambda: latest_totals(bootstrap, out).get("c1") == (10, Decimal(10)), 60, "sum")
     finally:
         assert first.stop() == 0
 
-    sql_file.write_text(query.replace("{aggregate}", "MAX"))  # same state, other operators
+    sql_file.write_text(totals_sql(source, out, "MAX"))  # same state, other operators
     second = QueryProcess(sql_file, tmp_path, bootstrap, query_id).start(wait_ready=False)
     try:
         wait_until(lambda: second.probe("/readyz")[0] == 503, 60, "refusal")

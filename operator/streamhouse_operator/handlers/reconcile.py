@@ -97,14 +97,12 @@ class Identity:
     refused: bool = False
 
 
-def _plan_of(spec_json: str) -> tuple[str, PlanNode | None]:
-    """The SQL and plan of a spec recorded in status (plan None if it no longer plans)."""
-    old = model.spec_from_json(spec_json)
+def _plan_of(sql: str) -> PlanNode | None:
+    """The plan of SQL the children run (None if it no longer plans)."""
     try:
-        _, statement = load_single_query(old.sql)
-        return old.sql, plan_statement(statement)
+        return plan_statement(load_single_query(sql)[1])
     except SqlValidationError:
-        return old.sql, None
+        return None
 
 
 def identity(
@@ -125,11 +123,12 @@ def identity(
     if not previous:
         return unchanged
     try:
-        old_sql, old_plan = _plan_of(previous)
+        old_sql = model.spec_from_json(previous).sql
     except (ValidationError, ValueError):
         return unchanged  # unreadable record: nothing to compare with
     if old_sql == spec.sql:
-        return unchanged
+        return unchanged  # the periodic re-check: no planning of the old SQL
+    old_plan = _plan_of(old_sql)
     upgrade = (
         classify(old_plan, plan)
         if old_plan is not None
