@@ -91,3 +91,34 @@ def test_progress_up_to_a_record_that_fails_the_query() -> None:
         )
     assert executor.positions == {0: 2}
     assert executor.max_event_time == {0: 100}
+
+
+def test_a_stage_forgets_the_deduplication_of_partitions_it_no_longer_owns() -> None:
+    """After a scale-out, a pod's checkpoints must not write its old de-duplication entries of
+    another pod's partitions back into their changelog."""
+    import pickle
+
+    from streamhouse_runtime.exec.pipeline import DEDUP_STORE, SOURCE_HEADER
+
+    _, statement = load_single_query(
+        "CREATE STREAM o (c VARCHAR, n BIGINT) WITH (kafka_topic = 'o', value_format = 'JSON');\n"
+        "CREATE TABLE t WITH (kafka_topic = 't') AS SELECT c, SUM(n) AS s FROM o GROUP BY c;"
+    )
+    plan = plan_statement(statement)
+    assert isinstance(plan, Sink)
+    stage = split_stages(plan)[1]  # reads the repartition topic, de-duplicates by source
+    executor = StageExecutor(stage, StageSettings("q", "dlq"), MemoryStateBackend())
+
+    def row(partition: int, source_offset: int) -> MemoryRecord:
+        header: Headers = [(SOURCE_HEADER, b"%d:%d" % (partition, source_offset))]
+        value = b'{"c": "a", "n": 1}'
+        return MemoryRecord(executor.input_topic, partition, source_offset, 1, b"a", value, header)
+
+    executor.process([row(0, 5), row(1, 7)], Sent())
+    executor.changes()
+    executor.retain_partitions({0})
+    executor.process([row(0, 6)], Sent())
+    written = executor.changes()[DEDUP_STORE]
+    prefix = executor._dedup_prefix()
+    slots = {pickle.loads(key[len(prefix) :]) for key in written}
+    assert slots == {(0, "0")}
