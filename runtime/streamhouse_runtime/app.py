@@ -17,6 +17,7 @@ checkpointed input counts twice; outputs produced after it may repeat (at-least-
 
 from __future__ import annotations
 
+import dataclasses
 import gc
 import hashlib
 import logging
@@ -40,13 +41,16 @@ from confluent_kafka import (
     Producer,
     TopicPartition,
 )
-from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
+from confluent_kafka.admin import (  # type: ignore[attr-defined]
+    AdminClient,
+    ConfigResource,
+    NewTopic,
+)
 
 from streamhouse_runtime.config import RuntimeConfig
 from streamhouse_runtime.exec.pipeline import (
     DEDUP_STORE,
     ErrorPolicy,
-    Headers,
     LatePolicy,
     QueryFailed,
     StageExecutor,
@@ -57,6 +61,8 @@ from streamhouse_runtime.exec.topology import (
     plan_fingerprint,
     split_stages,
 )
+from streamhouse_runtime.io.kafka_sink import ProducerSink
+from streamhouse_runtime.io.limits import TopicLimits, limits_from_config
 from streamhouse_runtime.io.registry import SchemaRegistry
 from streamhouse_runtime.metrics import HealthState, RuntimeMetrics, serve
 from streamhouse_runtime.plan.nodes import Repartition, Sink, Source
@@ -79,6 +85,8 @@ PURGE_INTERVAL_S = 30.0
 WRITER = "writer"  # metadata: id of the process that wrote the local checkpoint
 STATE_LAYOUT = "state-layout"  # metadata: plan.upgrade.state_fingerprint of the state's query
 RESTORE_TIMEOUT_S = 600.0
+PRODUCER_MAX_BYTES = 1_000_000  # librdkafka's default message.max.bytes
+REFUSAL_ROUNDS = 5  # flushes that may dead-letter refused outputs before a checkpoint fails
 
 
 class QueryRuntime:
@@ -121,6 +129,8 @@ class QueryRuntime:
         )
         self.admin = AdminClient(self.kafka)
         self.partitions = self._prepare_topics()
+        settings.output_limits = self._topic_limits(self.plan.topic)
+        settings.dead_letter_limits = self._topic_limits(self.dead_letter_topic)
         self.internal_topics = {
             internal_topic(self.state_id, spec.output.topic_suffix)
             for spec in self.stages
@@ -143,7 +153,6 @@ class QueryRuntime:
         self.consumer: Consumer | None = None
         self.producer: Producer | None = None
         self.sink: ProducerSink
-        self.delivery_errors: list[str] = []
         self.published_out: dict[str, int] = {}
 
     # -- set-up ----------------------------------------------------------------------------
@@ -193,6 +202,22 @@ class QueryRuntime:
         for name, (count, _) in wanted.items():
             counts[name] = count
         return counts
+
+    def _topic_limits(self, topic: str) -> TopicLimits:
+        """What `topic` accepts (size, keys, timestamps), read once at start; the producer's
+        own `message.max.bytes` caps the size too."""
+        resource = ConfigResource(ConfigResource.Type.TOPIC, topic)
+        try:
+            described = self.admin.describe_configs([resource])[resource].result(timeout=30)
+        except KafkaException as error:
+            log.warning("could not read the configuration of %s (%s)", topic, error)
+            described = {}
+        limits = limits_from_config({name: entry.value for name, entry in described.items()})
+        producer_max = int(self.config.producer_config.get("message.max.bytes", PRODUCER_MAX_BYTES))
+        if producer_max < limits.max_message_bytes:
+            limits = dataclasses.replace(limits, max_message_bytes=producer_max)
+        log.info("output limits of %s: %s", topic, limits)
+        return limits
 
     def _owned(self, topic: str) -> list[int]:
         return [p for p in range(self.partitions[topic]) if p % self.replicas == self.ordinal]
@@ -354,7 +379,6 @@ class QueryRuntime:
                 "queue.buffering.max.messages": 500_000,
                 "compression.type": "lz4",
                 "delivery.report.only.error": True,  # no Python callback per record
-                "on_delivery": self.delivery_failed,
                 **self.config.producer_config,
             }
         )
@@ -432,11 +456,6 @@ class QueryRuntime:
                 next_checkpoint = time.monotonic() + interval
         self.checkpoint(final=True)
 
-    def delivery_failed(self, error: object, message: object) -> None:
-        """Producer callback, called only for failed deliveries (delivery.report.only.error)."""
-        if error is not None:
-            self.delivery_errors.append(str(error))
-
     def _observe_latency(self) -> None:
         """One end-to-end latency sample per stage and batch: its newest record."""
         now = time.time()
@@ -449,6 +468,7 @@ class QueryRuntime:
     def _process(self, messages: list[Message]) -> None:
         if len(self.executors) == 1:
             executor = next(iter(self.executors.values()))
+            self.sink.begin((executor, messages))
             executor.process(messages, self.sink)
             self.metrics.records_in.labels(executor.input_topic).inc(len(messages))
             return
@@ -458,6 +478,7 @@ class QueryRuntime:
         for topic, batch in by_topic.items():
             stage = self.executors.get(topic or "")
             if stage is not None:
+                self.sink.begin((stage, batch))
                 stage.process(batch, self.sink)
                 self.metrics.records_in.labels(topic).inc(len(batch))
 
@@ -469,6 +490,7 @@ class QueryRuntime:
         started = time.perf_counter()
         now = time.time() * 1000
         for executor in self.executors.values():
+            self.sink.begin((executor, []))  # closed windows belong to no input record
             executor.advance(self.sink, now)
         changes: dict[str, dict[bytes, bytes | None]] = {}
         stage_writes = []
@@ -500,13 +522,29 @@ class QueryRuntime:
         self._refresh_gauges(offsets)
 
     def _flush(self) -> None:
+        """Wait until every output is delivered. Outputs the broker refused for good become
+        dead letters (of their input record where one is known), which are flushed in turn;
+        any other failure fails the checkpoint: not committing keeps the input to be
+        processed again after a restart (at-least-once)."""
         assert self.producer is not None
-        remaining = self.producer.flush(30)
-        if remaining or self.delivery_errors:
-            errors = "; ".join(self.delivery_errors[:3])
-            self.delivery_errors.clear()
-            # Not committing keeps the input to be processed again: at-least-once.
-            raise RuntimeError(f"{remaining} outputs undelivered: {errors}")
+        for _ in range(REFUSAL_ROUNDS):
+            remaining = self.producer.flush(30)
+            report = self.sink.take_report()
+            if remaining or report.errors:
+                errors = "; ".join(report.errors[:3])
+                raise RuntimeError(f"{remaining} outputs undelivered: {errors}")
+            if not report.refused:
+                return
+            self.sink.begin(None)
+            for refused in report.refused:
+                log.warning("output to %s refused by the broker: %s", refused.topic, refused.reason)
+                if refused.origin is None or refused.topic == self.dead_letter_topic:
+                    raise RuntimeError(f"dead letter refused by the broker: {refused.reason}")
+                executor, batch = refused.origin
+                executor.dead_letter_refused(
+                    batch, refused.topic, refused.key, refused.value, refused.reason, self.sink
+                )
+        raise RuntimeError("outputs kept being refused by the broker")
 
     def _write_changelog(
         self, executor: StageExecutor, writes: Mapping[str, Mapping[bytes, bytes | None]]
@@ -651,44 +689,6 @@ def _last_record(
         raise RuntimeError(f"reading the end of {topic}[{partition}] timed out")
     finally:
         reader.unassign()
-
-
-class ProducerSink:
-    """The RecordSink of a pod: produce straight into librdkafka's queue.
-
-    Counting and latency sampling happen per batch in the main loop, not here: this is
-    called once per output record. `produce` takes its arguments positionally here
-    (topic, value, key, partition, callback, on_delivery, timestamp, headers): keyword
-    arguments cost confluent-kafka a third of the call."""
-
-    def __init__(self, producer: Producer) -> None:
-        self.produce = producer.produce
-        self.poll = producer.poll
-
-    def send(
-        self,
-        topic: str,
-        key: bytes | None,
-        value: bytes | None,
-        timestamp_ms: int,
-        headers: Headers | None = None,
-    ) -> None:
-        try:
-            self.produce(topic, value, key, _ANY_PARTITION, None, None, timestamp_ms, headers)
-        except BufferError:
-            self.poll(0.05)  # the local queue is full: let deliveries drain, then retry
-            self.send(topic, key, value, timestamp_ms, headers)
-
-    def send_to(self, topic: str, partition: int, key: bytes, value: bytes | None) -> None:
-        """Produce to an explicit partition (changelogs follow their input's partitioning)."""
-        try:
-            self.produce(topic, value, key, partition)
-        except BufferError:
-            self.poll(0.05)
-            self.send_to(topic, partition, key, value)
-
-
-_ANY_PARTITION = -1  # librdkafka's RD_KAFKA_PARTITION_UA: the configured partitioner picks
 
 
 def run(config: RuntimeConfig) -> int:

@@ -6,12 +6,13 @@ into one compact value per checkpoint. `merge` combines two session windows.
 
 from __future__ import annotations
 
+import sys
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from decimal import Decimal
 from typing import Any
 
-from streamhouse_runtime.exec.functions import DECIMAL_CONTEXT, decimal_quantum
+from streamhouse_runtime.exec.functions import DECIMAL_CONTEXT, decimal_limit, decimal_quantum
 from streamhouse_runtime.sql.bound import AggregateCall
 from streamhouse_runtime.sql.types import SqlType, TypeKind
 
@@ -36,12 +37,28 @@ class Aggregator(ABC):
     def result(self, accumulator: Any) -> Any:
         """The SQL value of the aggregate."""
 
-    def fold_source(self, slot: str, value: str) -> list[str] | None:
-        """Python lines that fold `value` into `slot` in place, or None to call `add`.
+    def fold_source(self, slot: str, value: str, new: str) -> FoldSource:
+        """Python lines that fold `value` into `slot`, as (checks, applies), or None to call
+        `add` (which then must not fail part-way).
 
-        `compile_fold` inlines these so that folding a row is one generated function
-        instead of one method call per aggregate."""
+        The checks compute into the temporary `new` and may raise (an overflow); the
+        applies only assign. `compile_fold` runs every aggregate's checks before any apply,
+        so a record that fails leaves the accumulators as they were. Inlining makes folding
+        a row one generated function instead of one method call per aggregate."""
         return None
+
+    def check_source(self, value: str) -> list[str]:
+        """Checks run before `add` for aggregators that have no inline fold."""
+        return []
+
+    def fold_constants(self, new: str) -> dict[str, Any]:
+        """Names the lines of `fold_source` use, bound in the generated function."""
+        return {}
+
+    def snapshot_source(self, slot: str) -> str:
+        """A Python expression copying `slot` so that later folds cannot change the copy
+        (immutable accumulators are their own copy)."""
+        return slot
 
     def result_source(self, slot: str) -> str | None:
         """A Python expression for the result of `slot`, or None to call `result`."""
@@ -53,6 +70,32 @@ class Aggregator(ABC):
 
 
 DECIMAL_ADD = "_decimal_add"  # DECIMAL_CONTEXT.add, by this name in generated folds
+OVERFLOW = "_sum_overflow"  # sum_overflow, by this name in generated folds
+FoldSource = tuple[list[str], list[str]] | None
+
+
+def sum_overflow(value: Any, result_type: SqlType) -> None:
+    """Raised from a fold when a SUM leaves its result type (standard SQL: an error)."""
+    if result_type.kind in (TypeKind.INTEGER, TypeKind.BIGINT):
+        raise ArithmeticError(f"integer overflow: SUM {value} is out of the range of {result_type}")
+    raise ArithmeticError(f"SUM {value} is out of the range of {result_type}")
+
+
+def _bounds(sql_type: SqlType) -> tuple[Any, Any] | None:
+    """Inclusive range of a SUM's result type: integers by width, DOUBLE finite, DECIMAL by
+    precision."""
+    if sql_type.kind is TypeKind.INTEGER:
+        return -(1 << 31), (1 << 31) - 1
+    if sql_type.kind is TypeKind.BIGINT:
+        return -(1 << 63), (1 << 63) - 1
+    if sql_type.kind is TypeKind.DOUBLE:
+        return -sys.float_info.max, sys.float_info.max
+    if sql_type.kind is TypeKind.DECIMAL and sql_type.precision is not None:
+        limit = decimal_limit(sql_type.precision, sql_type.scale or 0)
+        # Exclusive in SQL terms; the largest value below the limit at the type's scale.
+        step = decimal_quantum(sql_type.scale or 0)
+        return -(limit - step), limit - step
+    return None
 
 
 def _quantize(value: Any, quantum: Decimal | None) -> Any:
@@ -84,8 +127,8 @@ class CountStar(Aggregator):
     def result(self, accumulator: int) -> int:
         return accumulator
 
-    def fold_source(self, slot: str, value: str) -> list[str] | None:
-        return [f"{slot} += 1"]
+    def fold_source(self, slot: str, value: str, new: str) -> FoldSource:
+        return [], [f"{slot} += 1"]
 
     def result_source(self, slot: str) -> str | None:
         return slot
@@ -97,13 +140,16 @@ class Count(CountStar):
     def add(self, accumulator: int, value: Any, offset: int) -> int:
         return accumulator if value is None else accumulator + 1
 
-    def fold_source(self, slot: str, value: str) -> list[str] | None:
-        return [f"if {value} is not None:", f"    {slot} += 1"]
+    def fold_source(self, slot: str, value: str, new: str) -> FoldSource:
+        return [], [f"if {value} is not None:", f"    {slot} += 1"]
 
 
 class CountDistinct(Aggregator):
     def initialize(self) -> set[Any]:
         return set()
+
+    def snapshot_source(self, slot: str) -> str:
+        return f"set({slot})"
 
     def add(self, accumulator: set[Any], value: Any, offset: int) -> set[Any]:
         if value is not None:
@@ -113,8 +159,16 @@ class CountDistinct(Aggregator):
     def merge(self, a: set[Any], b: set[Any]) -> set[Any]:
         return a | b
 
+    def check_source(self, value: str) -> list[str]:
+        return _hashable_check(value)
+
     def result(self, accumulator: set[Any]) -> int:
         return len(accumulator)
+
+
+def _hashable_check(value: str) -> list[str]:
+    # A value that cannot be a set member (an ARRAY, a MAP) fails before anything changed.
+    return [f"if {value} is not None:", f"    hash({value})"]
 
 
 def _plus(a: Any, b: Any) -> Any:
@@ -129,6 +183,18 @@ class Sum(Aggregator):
     def __init__(self, result_type: SqlType) -> None:
         super().__init__(result_type)
         self.quantum = _result_quantum(result_type)
+        self.bounds = _bounds(result_type)
+
+    def fold_constants(self, new: str) -> dict[str, Any]:
+        if self.bounds is None:
+            return {}
+        low, high = self.bounds
+        return {f"_low{new}": low, f"_high{new}": high, f"_type{new}": self.result_type}
+
+    def _checked(self, total: Any) -> Any:
+        if self.bounds is not None and not self.bounds[0] <= total <= self.bounds[1]:
+            sum_overflow(total, self.result_type)
+        return total
 
     def initialize(self) -> Any:
         return None
@@ -139,23 +205,29 @@ class Sum(Aggregator):
     def add(self, accumulator: Any, value: Any, offset: int) -> Any:
         if value is None:
             return accumulator
-        return value if accumulator is None else _plus(accumulator, value)
+        return self._checked(value if accumulator is None else _plus(accumulator, value))
 
     def merge(self, a: Any, b: Any) -> Any:
         if a is None or b is None:
             return b if a is None else a
-        return _plus(a, b)
+        return self._checked(_plus(a, b))
 
     def result(self, accumulator: Any) -> Any:
         return _quantize(accumulator, self.quantum)
 
-    def fold_source(self, slot: str, value: str) -> list[str] | None:
+    def fold_source(self, slot: str, value: str, new: str) -> FoldSource:
         plus = f"{DECIMAL_ADD}(_a, {value})" if self.quantum is not None else f"_a + {value}"
-        return [
+        checks = [
             f"if {value} is not None:",
             f"    _a = {slot}",
-            f"    {slot} = {value} if _a is None else {plus}",
+            f"    {new} = {value} if _a is None else {plus}",
         ]
+        if self.bounds is not None:
+            checks += [
+                f"    if not _low{new} <= {new} <= _high{new}:",
+                f"        {OVERFLOW}({new}, _type{new})",
+            ]
+        return checks, [f"if {value} is not None:", f"    {slot} = {new}"]
 
 
 class Avg(Aggregator):
@@ -165,6 +237,9 @@ class Avg(Aggregator):
 
     def initialize(self) -> list[Any]:
         return [None, 0]
+
+    def snapshot_source(self, slot: str) -> str:
+        return f"{slot}[:]"
 
     def add(self, accumulator: list[Any], value: Any, offset: int) -> list[Any]:
         if value is not None:
@@ -185,14 +260,20 @@ class Avg(Aggregator):
             return _quantize(DECIMAL_CONTEXT.divide(total, count), self.quantum)
         return float(total) / count
 
-    def fold_source(self, slot: str, value: str) -> list[str] | None:
+    def fold_source(self, slot: str, value: str, new: str) -> FoldSource:
         plus = f"{DECIMAL_ADD}(_a[0], {value})" if self.quantum is not None else f"_a[0] + {value}"
-        return [
+        checks = [
             f"if {value} is not None:",
             f"    _a = {slot}",
-            f"    _a[0] = {value} if _a[0] is None else {plus}",
+            f"    {new} = {value} if _a[0] is None else {plus}",
+        ]
+        applies = [
+            f"if {value} is not None:",
+            f"    _a = {slot}",
+            f"    _a[0] = {new}",
             "    _a[1] += 1",
         ]
+        return checks, applies
 
 
 class Min(Aggregator):
@@ -218,13 +299,10 @@ class Min(Aggregator):
 
     _better = "<"
 
-    def fold_source(self, slot: str, value: str) -> list[str] | None:
-        return [
-            f"if {value} is not None:",
-            f"    _a = {slot}",
-            f"    if _a is None or {value} {self._better} _a:",
-            f"        {slot} = {value}",
-        ]
+    def fold_source(self, slot: str, value: str, new: str) -> FoldSource:
+        better = f"{value} {self._better} {slot}"
+        checks = [f"{new} = {value} is not None and ({slot} is None or {better})"]
+        return checks, [f"if {new}:", f"    {slot} = {value}"]
 
 
 class Max(Min):
@@ -239,6 +317,9 @@ class Max(Min):
 class CollectList(Aggregator):
     def initialize(self) -> list[Any]:
         return []
+
+    def snapshot_source(self, slot: str) -> str:
+        return f"{slot}[:]"
 
     def add(self, accumulator: list[Any], value: Any, offset: int) -> list[Any]:
         if value is not None:
@@ -258,6 +339,9 @@ class CollectSet(Aggregator):
     def initialize(self) -> dict[Any, None]:
         return {}
 
+    def snapshot_source(self, slot: str) -> str:
+        return f"dict({slot})"
+
     def add(self, accumulator: dict[Any, None], value: Any, offset: int) -> dict[Any, None]:
         if value is not None:
             accumulator.setdefault(value, None)
@@ -268,6 +352,9 @@ class CollectSet(Aggregator):
 
     def result(self, accumulator: dict[Any, None]) -> list[Any]:
         return list(accumulator)
+
+    def check_source(self, value: str) -> list[str]:
+        return _hashable_check(value)
 
 
 class EarliestByOffset(Aggregator):
@@ -302,24 +389,36 @@ def compile_fold(
     aggregators: Sequence[Aggregator],
     arguments: Sequence[Callable[[dict[str, object]], object] | None],
 ) -> Fold:
-    """One generated function folding a row into every accumulator of a group, in place."""
-    namespace: dict[str, Any] = {DECIMAL_ADD: DECIMAL_CONTEXT.add}
-    lines = ["def fold(acc, row, offset):"]
+    """One generated function folding a row into every accumulator of a group, in place.
+
+    It evaluates every argument and runs every check first, then applies: a record whose
+    argument or fold fails (an overflowing SUM) changes nothing."""
+    namespace: dict[str, Any] = {
+        DECIMAL_ADD: DECIMAL_CONTEXT.add,
+        OVERFLOW: sum_overflow,
+    }
+    evaluate: list[str] = []
+    checks: list[str] = []
+    applies: list[str] = []
     for index, (function, argument) in enumerate(zip(aggregators, arguments, strict=True)):
-        value = f"_v{index}"
+        value, new = f"_v{index}", f"_n{index}"
         if argument is not None:
             namespace[f"_arg{index}"] = argument
-            lines.append(f"    {value} = _arg{index}(row)")
+            evaluate.append(f"{value} = _arg{index}(row)")
         else:
-            lines.append(f"    {value} = None")
-        inline = function.fold_source(f"acc[{index}]", value)
+            evaluate.append(f"{value} = None")
+        namespace.update(function.fold_constants(new))
+        inline = function.fold_source(f"acc[{index}]", value, new)
         if inline is None:
             namespace[f"_add{index}"] = function.add
-            inline = [f"acc[{index}] = _add{index}(acc[{index}], {value}, offset)"]
-        lines += [f"    {line}" for line in inline]
-    if len(lines) == 1:
-        lines.append("    pass")
-    exec(compile("\n".join(lines), "<streamhouse-fold>", "exec"), namespace)
+            checks += function.check_source(value)
+            applies.append(f"acc[{index}] = _add{index}(acc[{index}], {value}, offset)")
+        else:
+            checks += inline[0]
+            applies += inline[1]
+    body = evaluate + checks + applies or ["pass"]
+    source = "\n".join(["def fold(acc, row, offset):", *(f"    {line}" for line in body)])
+    exec(compile(source, "<streamhouse-fold>", "exec"), namespace)
     fold: Fold = namespace["fold"]
     return fold
 
@@ -338,6 +437,17 @@ def compile_initialize(aggregators: Sequence[Aggregator]) -> Callable[[], list[A
     exec(compile(source, "<streamhouse-initialize>", "exec"), namespace)
     initialize: Callable[[], list[Any]] = namespace["initialize"]
     return initialize
+
+
+def compile_snapshot(aggregators: Sequence[Aggregator]) -> Callable[[list[Any]], list[Any]]:
+    """One generated function copying a group's accumulators, to restore them when the
+    record that changes them fails later on (in its projection, HAVING or output)."""
+    items = [function.snapshot_source(f"acc[{i}]") for i, function in enumerate(aggregators)]
+    source = f"def snapshot(acc):\n    return [{', '.join(items)}]\n"
+    namespace: dict[str, Any] = {}
+    exec(compile(source, "<streamhouse-snapshot>", "exec"), namespace)
+    snapshot: Callable[[list[Any]], list[Any]] = namespace["snapshot"]
+    return snapshot
 
 
 ResultRow = Callable[[tuple[object, ...], list[Any]], dict[str, object]]

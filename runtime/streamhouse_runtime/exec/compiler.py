@@ -22,6 +22,7 @@ from __future__ import annotations
 import decimal
 import math
 import operator
+import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC
@@ -29,6 +30,7 @@ from decimal import Decimal
 from typing import Any, cast
 
 from streamhouse_runtime.exec import functions as fx
+from streamhouse_runtime.exec.like import ilike, like, like_matcher
 from streamhouse_runtime.sql import bound
 from streamhouse_runtime.sql import types as t
 from streamhouse_runtime.sql.functions import SCALARS
@@ -336,6 +338,8 @@ class _Generator:
                 return self.guard(
                     [operand], lambda x: self.decimal_result(f"{minus}({x})", expr.type)
                 )
+            if expr.type.kind in _INTEGRAL:
+                return self.guard([operand], lambda x: self.integral_result(f"-{x}", expr.type))
             return self.apply(operand, "-{0}")
         if name in ("IS NULL", "IS NOT NULL"):
             operand = self.value(args[0])
@@ -366,7 +370,7 @@ class _Generator:
             if op == "%":
                 mod = self.bind(fx.mod, "_h")
                 return self.guard([a, b], lambda x, y: f"{mod}({x}, {y})")
-            return self.guard([a, b], lambda x, y: f"{x} {op} {y}")
+            return self.guard([a, b], lambda x, y: self.double_result(f"{x} {op} {y}"))
         a, b = self.value(left), self.value(right)
         if result.kind is TypeKind.DECIMAL:
             context = fx.DECIMAL_CONTEXT
@@ -392,7 +396,9 @@ class _Generator:
         if op == "/":  # SQL integer division truncates toward zero; Python's // floors
             return self.guard(
                 [a, b],
-                lambda x, y: f"{x} // {y} if ({x} >= 0) == ({y} > 0) else -(-{x} // {y})",
+                lambda x, y: self.integral_result(
+                    f"{x} // {y} if ({x} >= 0) == ({y} > 0) else -(-{x} // {y})", result
+                ),
                 reuse=True,
             )
         if op == "%":  # the remainder takes the dividend's sign; Python's takes the divisor's
@@ -401,7 +407,29 @@ class _Generator:
                 lambda x, y: f"{x} % {y} if ({x} >= 0) == ({y} > 0) else -(-{x} % {y})",
                 reuse=True,
             )
+        if result.kind in _INTEGRAL:
+            return self.guard([a, b], lambda x, y: self.integral_result(f"{x} {op} {y}", result))
         return self.guard([a, b], lambda x, y: f"{x} {op} {y}")
+
+    def integral_result(self, body: str, target: SqlType) -> str:
+        """`body` checked against the range of INTEGER or BIGINT: standard SQL makes a result
+        outside its type an error (Python's integers never overflow by themselves)."""
+        bits = 31 if target.kind is TypeKind.INTEGER else 63
+        overflow = self.bind(fx.integer_overflow, "_h")
+        result = self.temp()
+        return (
+            f"({result} if {-(1 << bits)} <= ({result} := {body}) <= {(1 << bits) - 1} "
+            f"else {overflow}({result}, {str(target)!r}))"
+        )
+
+    def double_result(self, body: str) -> str:
+        """`body` when it is a finite DOUBLE; an infinity or NaN is an error of the record."""
+        overflow = self.bind(fx.double_overflow, "_h")
+        result = self.temp()
+        return (
+            f"({result} if {-sys.float_info.max!r} <= ({result} := {body}) <= "
+            f"{sys.float_info.max!r} else {overflow}({result}))"
+        )
 
     def temporal_arithmetic(self, op: str, left: bound.Expr, right: bound.Expr) -> _Code:
         a, b = self.value(left), self.value(right)
@@ -471,7 +499,7 @@ class _Generator:
             if pattern.value is None:
                 return _NULL
             return self.guard([operand], self.like_test(name, str(pattern.value)))
-        helper = self.bind(fx.ilike if "ILIKE" in name else fx.like, "_h")
+        helper = self.bind(ilike if "ILIKE" in name else like, "_h")
         negate = "not " if name.startswith("NOT") else ""
         return self.guard(
             [operand, self.value(pattern)], lambda x, y: f"{negate}{helper}({x}, {y})"
@@ -493,9 +521,8 @@ class _Generator:
             if starts:
                 return lambda x: f"{prefix}{x}.endswith({literal})"
             return lambda x: f"{prefix}({x} == {literal})"
-        matcher = self.bind(fx.like_regex(pattern, insensitive).fullmatch, "_m")
-        test = "is None" if prefix else "is not None"
-        return lambda x: f"{matcher}({x}) {test}"
+        matcher = self.bind(like_matcher(pattern, insensitive), "_m")
+        return lambda x: f"{prefix}{matcher}({x})"
 
     def element_at(self, collection: bound.Expr, key: bound.Expr) -> _Code:
         container = self.value(collection)
@@ -689,6 +716,10 @@ class _Generator:
                 absolute = self.bind(fx.DECIMAL_CONTEXT.abs, "_h")
                 template = self.decimal_result(f"{absolute}({{0}})", result)
                 return self.apply(self.value(args[0]), template)
+            if result.kind in _INTEGRAL:
+                return self.guard(
+                    [self.value(args[0])], lambda x: self.integral_result(f"abs({x})", result)
+                )
             return self.apply(self.value(args[0]), "abs({0})")
         if name == "SIGN":
             return self.apply(self.value(args[0]), "({0} > 0) - ({0} < 0)")
@@ -891,7 +922,7 @@ class _Generator:
             if pattern.value is None:
                 return "False"
             return self.guard_predicate([operand], self.like_test(name, str(pattern.value), negate))
-        helper = self.bind(fx.ilike if "ILIKE" in name else fx.like, "_h")
+        helper = self.bind(ilike if "ILIKE" in name else like, "_h")
         prefix = "not " if name.startswith("NOT") != negate else ""
         return self.guard_predicate(
             [operand, self.value(pattern)], lambda x, y: f"{prefix}{helper}({x}, {y})"

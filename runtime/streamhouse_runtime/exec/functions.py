@@ -25,7 +25,10 @@ from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_UP, Context, Decimal,
 from decimal import DivisionByZero as DecimalDivisionByZero
 from decimal import Overflow as DecimalOverflow
 from functools import lru_cache
+from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from streamhouse_runtime.sql.regex import cached_regex
 
 MS_PER_DAY = 86_400_000
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -348,20 +351,17 @@ def instr(value: str, search: str) -> int:
     return value.find(search) + 1
 
 
-@lru_cache(maxsize=256)
-def regex(pattern: str) -> re.Pattern[str]:
-    """Compiled pattern, cached: for patterns that are not literals of the query."""
-    try:
-        return re.compile(pattern)
-    except re.error as error:
-        raise ValueError(f"invalid regular expression '{pattern}': {error}") from None
+def regex(pattern: str) -> Any:
+    """Compiled RE2 pattern, cached: for patterns that are not literals of the query."""
+    return cached_regex(pattern)
 
 
-def regexp_extract_compiled(compiled: re.Pattern[str], value: str, group: int = 0) -> str | None:
+def regexp_extract_compiled(compiled: Any, value: str, group: int = 0) -> str | None:
     match = compiled.search(value)
     if match is None or not 0 <= group <= compiled.groups:
         return None
-    return match.group(group)
+    found: str | None = match.group(group)
+    return found
 
 
 def regexp_extract(value: str, pattern: str, group: int = 0) -> str | None:
@@ -397,40 +397,14 @@ def java_replacement(replacement: str) -> str:
     return "".join(out)
 
 
-def regexp_replace_compiled(compiled: re.Pattern[str], value: str, replacement: str) -> str:
-    return compiled.sub(java_replacement(replacement), value)
+def regexp_replace_compiled(compiled: Any, value: str, replacement: str) -> str:
+    replaced: str = compiled.sub(java_replacement(replacement), value)
+    return replaced
 
 
 def regexp_replace(value: str, pattern: str, replacement: str) -> str:
     """Replace every match; the replacement uses Java's `$1` group references."""
     return regexp_replace_compiled(regex(pattern), value, replacement)
-
-
-def like_regex(pattern: str, case_insensitive: bool = False) -> re.Pattern[str]:
-    """SQL LIKE pattern (% any run, _ one character, no escape character) as a regex."""
-    parts = []
-    for char in pattern:
-        if char == "%":
-            parts.append(".*")
-        elif char == "_":
-            parts.append(".")
-        else:
-            parts.append(re.escape(char))
-    return re.compile("".join(parts), re.DOTALL | (re.IGNORECASE if case_insensitive else 0))
-
-
-@lru_cache(maxsize=256)
-def _cached_like(pattern: str, case_insensitive: bool) -> re.Pattern[str]:
-    return like_regex(pattern, case_insensitive)
-
-
-def like(value: str, pattern: str) -> bool:
-    """LIKE with a pattern known only at run time (literal patterns are compiled once)."""
-    return _cached_like(pattern, False).fullmatch(value) is not None
-
-
-def ilike(value: str, pattern: str) -> bool:
-    return _cached_like(pattern, True).fullmatch(value) is not None
 
 
 # -- math -----------------------------------------------------------------------------------
@@ -472,35 +446,44 @@ def round_half_up(value: Number, digits: int = 0) -> Number:
     return result
 
 
-# The transcendental functions follow Java's Math (ksqlDB and Flink call it): domain errors
-# give NaN or an infinity instead of failing the record.
+# One rule for every numeric function, as for arithmetic (standard SQL's data exceptions): an
+# argument outside the function's domain, or a result no finite DOUBLE holds, is an error of
+# the record (dead-lettered with the reason), never a NaN or an infinity in the output.
+def _finite(value: float, what: str) -> float:
+    if math.isfinite(value):
+        return value
+    raise ArithmeticError(f"{what} is out of the range of DOUBLE")
+
+
 def sqrt(value: Number) -> float:
     number = float(value)
-    return math.sqrt(number) if number >= 0 else math.nan
+    if number < 0:
+        raise ArithmeticError(f"SQRT of a negative number ({value})")
+    return math.sqrt(number)
 
 
 def power(base: Number, exponent: Number) -> float:
     try:
         result = math.pow(float(base), float(exponent))
     except OverflowError:
-        return math.inf
-    except ValueError:  # e.g. a negative base with a fractional exponent
-        return math.nan
-    return result
+        raise ArithmeticError(f"POWER({base}, {exponent}) is out of the range of DOUBLE") from None
+    except (ValueError, ZeroDivisionError):  # a negative base with a fractional exponent, 0^-1
+        raise ArithmeticError(f"POWER({base}, {exponent}) is undefined") from None
+    return _finite(result, f"POWER({base}, {exponent})")
 
 
 def exp(value: Number) -> float:
     try:
-        return math.exp(float(value))
+        return _finite(math.exp(float(value)), f"EXP({value})")
     except OverflowError:
-        return math.inf
+        raise ArithmeticError(f"EXP({value}) is out of the range of DOUBLE") from None
 
 
 def ln(value: Number) -> float:
     number = float(value)
     if number > 0:
-        return math.log(number)
-    return -math.inf if number == 0 else math.nan
+        return _finite(math.log(number), f"LN({value})")
+    raise ArithmeticError(f"LN of a number that is not positive ({value})")
 
 
 def log(first: Number, second: Number | None = None) -> float:
@@ -508,14 +491,28 @@ def log(first: Number, second: Number | None = None) -> float:
     if second is None:
         number = float(first)
         if number > 0:
-            return math.log10(number)
-        return -math.inf if number == 0 else math.nan
+            return _finite(math.log10(number), f"LOG({first})")
+        raise ArithmeticError(f"LOG of a number that is not positive ({first})")
     base = float(first)
     if base == 10:  # exact for powers of ten, unlike ln(x) / ln(10)
         return log(second)
+    if base <= 0 or base == 1:
+        raise ArithmeticError(f"LOG with base {first}")
     if base == 2 and float(second) > 0:
         return math.log2(float(second))
-    return ln(second) / ln(first) if base not in (0.0, 1.0) else math.nan
+    return ln(second) / ln(first)
+
+
+def integer_overflow(value: int, type_name: str) -> int:
+    """Called by generated code when an INTEGER or BIGINT result leaves its type."""
+    raise ArithmeticError(f"integer overflow: {value} is out of the range of {type_name}")
+
+
+def double_overflow(value: float) -> float:
+    """Called by generated code when a DOUBLE result is not a finite number."""
+    if math.isnan(value):
+        raise ArithmeticError("the DOUBLE result is not a number")
+    raise ArithmeticError("DOUBLE overflow: the result is out of the range of DOUBLE")
 
 
 def sign(value: Number) -> int:

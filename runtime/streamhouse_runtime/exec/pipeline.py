@@ -10,13 +10,13 @@ from __future__ import annotations
 import logging
 import pickle
 import struct
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Protocol
 
 from streamhouse_runtime.exec.compiler import (
-    EvaluationError,
     UdfRegistry,
     compile_row_transform,
     compile_value,
@@ -26,14 +26,19 @@ from streamhouse_runtime.exec.stateful import (
     AggregateOperator,
     Emitted,
     LateRecord,
+    NullGroupKey,
     WindowAggregateOperator,
 )
 from streamhouse_runtime.exec.topology import StageSpec, internal_topic
+from streamhouse_runtime.io.limits import (
+    DEFAULT_LIMITS,
+    RECORD_OVERHEAD,
+    OutputRejected,
+    TopicLimits,
+)
 from streamhouse_runtime.io.registry import SchemaRegistry
 from streamhouse_runtime.io.serde import (
-    DeserializationError,
     KeySerde,
-    SerializationError,
     ValueSerde,
     key_serde,
     value_serde,
@@ -163,6 +168,9 @@ class StageSettings:
     cache_entries: int = 500_000
     registry: SchemaRegistry | None = None
     udfs: UdfRegistry | None = None
+    # What the output and dead-letter topics accept (read from the broker at start).
+    output_limits: TopicLimits = DEFAULT_LIMITS
+    dead_letter_limits: TopicLimits = DEFAULT_LIMITS
 
 
 @dataclass
@@ -173,6 +181,7 @@ class StageCounters:
     skipped: int = 0
     late: int = 0
     duplicates: int = 0
+    null_keys: int = 0  # records dropped because a GROUP BY column was NULL
 
 
 def _columns(schema: Schema) -> list[Column]:
@@ -221,6 +230,19 @@ _WINDOW_BOUNDS = struct.Struct(">qq")
 _WINDOW_START = struct.Struct(">q")
 _NEVER = -(1 << 62)
 KEY_CACHE_ENTRIES = 100_000
+ERROR_HEADER = "streamhouse.error."
+PreparedOutput = tuple[bytes | None, bytes | None, int]  # key, value, timestamp
+
+
+def failure_reason(error: BaseException) -> str:
+    """The dead-letter reason of an error: its type and message, bounded in length."""
+    text = str(error) or type(error).__name__
+    reason = f"{type(error).__name__}: {text}"
+    return reason if len(reason) <= 1_000 else reason[:997] + "..."
+
+
+def _header_bytes(headers: Headers | None) -> int:
+    return sum(len(k) + (len(v) if v else 0) for k, v in headers) if headers else 0
 
 
 class StageExecutor:
@@ -262,6 +284,14 @@ class StageExecutor:
         # (input partition, source topic-partition) -> highest source offset applied
         self.dedup: dict[tuple[int, str], int] = {}
         self._dedup_dirty = False
+        self.limits = settings.output_limits
+        self._undo = (
+            self.window_op.undo
+            if self.window_op is not None
+            else self.aggregate_op.undo
+            if self.aggregate_op is not None
+            else None
+        )
         if not spec.is_source_stage:
             self._load_dedup()
 
@@ -400,11 +430,18 @@ class StageExecutor:
         encode = self.encode_value.encode
         direct = stateless and not isinstance(self.spec.output, Repartition)
         window = self.window_op.process if self.window_op is not None else None
-        emit = self._emit
+        emit_all = self._emit_updates
+        clear_undo = self._undo.clear if self._undo is not None else None
         batch_watermark = self.watermark()
+        # Event times the output topic accepts (the broker's timestamp limits, from now).
+        earliest, latest = self._accepted_times()
+        limits = self.limits
+        largest = limits.max_message_bytes - RECORD_OVERHEAD
+        keyless_refused = limits.compacted
         count = 0
         written = 0
         event_time = None
+        now_ms = int(time.time() * 1000)
         # Consumed batches come in long runs of records from one partition: a partition's
         # progress (next offset, highest event time) is kept in locals for the current run
         # and stored when the run ends, not in dicts for every record.
@@ -438,9 +475,14 @@ class StageExecutor:
                                 if len(key_cache) < KEY_CACHE_ENTRIES:
                                     key_cache[key_bytes] = key_row
                             row.update(key_row)
-                    event_time = row.get(time_field) if time_field else None
-                    if not isinstance(event_time, int):
+                    if time_field:
+                        event_time = row.get(time_field)
+                        if not isinstance(event_time, int):
+                            raise ValueError(f"event time {time_field} is NULL")
+                    else:
                         event_time = record.timestamp()[1]
+                    if not earliest <= event_time <= latest:
+                        self._time_refused(event_time)
                     row[ROWTIME] = event_time
                     if event_time > run_max_time:
                         run_max_time = event_time
@@ -449,24 +491,43 @@ class StageExecutor:
                         if row is None:
                             continue
                     if direct:
-                        send(output_topic, record.key(), encode(row), event_time)
+                        key = record.key()
+                        value = encode(row)
+                        if key is None:
+                            if keyless_refused or len(value) > largest:  # type: ignore[arg-type]
+                                limits.check(output_topic, key, value, event_time, now_ms)
+                        elif len(value) + len(key) > largest:  # type: ignore[arg-type]
+                            limits.check(output_topic, key, value, event_time, now_ms)
+                        send(output_topic, key, value, event_time)
                         written += 1
                     elif window is not None:
                         # The watermark of the batch start: records of one batch never close
                         # windows for each other, which keeps the per-record cost flat.
                         offset: int = record.offset()  # type: ignore[assignment]
-                        for emitted in window(row, partition, offset, batch_watermark):
-                            emit(emitted, out)
+                        updates = window(row, partition, offset, batch_watermark)
+                        if updates:
+                            emit_all(updates, out)
+                        if clear_undo is not None:
+                            clear_undo()
                     else:
                         offset = record.offset()  # type: ignore[assignment]
                         self._stateful(row, record, partition, offset, event_time, out)
-                except (DeserializationError, EvaluationError, SerializationError) as error:
-                    self._bad_record(record, error, out)
+                        if clear_undo is not None:
+                            clear_undo()
                 except LateRecord as late:
                     self.counters.late += 1
                     if self.settings.late_policy is LatePolicy.DEAD_LETTER:
                         self._dead_letter(record, str(late), out)
-                except (ValueError, TypeError, ArithmeticError) as error:
+                except NullGroupKey:
+                    self.counters.null_keys += 1
+                except QueryFailed:
+                    raise
+                except Exception as error:
+                    # Anything a record can cause (bad bytes, an overflow, an output the
+                    # topic refuses, a failing UDF, deep nesting) is the record's error: its
+                    # state changes are undone and it goes the way of the error policy.
+                    if self._undo is not None:
+                        self._undo.rollback()
                     self._bad_record(record, error, out)
         finally:
             if run_last is not None:
@@ -475,6 +536,20 @@ class StageExecutor:
         self.counters.records_out += written
         if isinstance(event_time, int):
             self.last_event_time_ms = event_time
+
+    def _accepted_times(self) -> tuple[int, int]:
+        """The event times an output may carry now: not before the epoch (Kafka Streams
+        refuses negative timestamps) and within the output topic's timestamp limits."""
+        now_ms = int(time.time() * 1000)
+        limits = self.limits
+        earliest = max(0, now_ms - limits.max_past_ms)
+        return earliest, now_ms + limits.max_future_ms
+
+    def _time_refused(self, event_time: int) -> None:
+        if event_time < 0:
+            raise OutputRejected(f"event time {event_time} is before the epoch")
+        self.limits.check_time(self.output_topic, event_time, int(time.time() * 1000))
+        raise OutputRejected(f"event time {event_time} is out of range")
 
     def _progress(self, partition: int, last: KafkaRecord, max_event_time: int) -> None:
         """Record a run of records from `partition`: its last record and highest event time."""
@@ -509,16 +584,42 @@ class StageExecutor:
     def _distinct_key(key: tuple[int, bytes]) -> bytes:
         return struct.pack(">i", key[0]) + key[1]
 
-    def _emit(self, emitted: Emitted, out: RecordSink) -> None:
+    def _prepare(self, emitted: Emitted) -> PreparedOutput | None:
+        """The output record of a window result (None when HAVING drops it), checked
+        against what the output topic accepts."""
         row = emitted.row
         if row is not None and self.post is not None:
             row = self.post(row)
             if row is None:
-                return
+                return None
         key = self._window_key(emitted)
         value = self.encode_value.encode(row) if row is not None else None
-        out.send(self.output_topic, key, value, emitted.timestamp_ms)
-        self.counters.records_out += 1
+        self.limits.check(
+            self.output_topic, key, value, emitted.timestamp_ms, int(time.time() * 1000)
+        )
+        return key, value, emitted.timestamp_ms
+
+    def _emit_updates(self, updates: Sequence[Emitted], out: RecordSink) -> None:
+        """The EMIT CHANGES updates of one record: all prepared before any is sent, so a
+        failing one leaves nothing half-written (the record's state is then undone)."""
+        prepared = [self._prepare(emitted) for emitted in updates]
+        send, topic = out.send, self.output_topic
+        for output in prepared:
+            if output is not None:
+                send(topic, output[0], output[1], output[2])
+                self.counters.records_out += 1
+
+    def _emit(self, emitted: Emitted, out: RecordSink) -> None:
+        """A closed window's result. It belongs to no single input record, so an output
+        that cannot be written goes to the dead-letter topic itself, with the reason."""
+        try:
+            output = self._prepare(emitted)
+        except Exception as error:
+            self._dead_letter_output(emitted, failure_reason(error), out)
+            return
+        if output is not None:
+            out.send(self.output_topic, output[0], output[1], output[2])
+            self.counters.records_out += 1
 
     def _emit_upsert(self, emitted: Emitted, partition: int, out: RecordSink) -> None:
         """Running aggregates: an upsert per change, a tombstone when HAVING drops a group."""
@@ -529,6 +630,9 @@ class StageExecutor:
             return
         key = self.encode_key.encode(list(emitted.key)) if self.encode_key is not None else None
         value = self.encode_value.encode(row) if row is not None else None
+        self.limits.check(
+            self.output_topic, key, value, emitted.timestamp_ms, int(time.time() * 1000)
+        )
         out.send(self.output_topic, key, value, emitted.timestamp_ms)
         self.counters.records_out += 1
 
@@ -561,7 +665,9 @@ class StageExecutor:
             # Lets the next stage drop rows re-sent after a restart (effectively once).
             # Source partition and offset; a stage reads one source topic.
             headers = [(SOURCE_HEADER, b"%d:%d" % (partition, offset))]
-        out.send(self.output_topic, key, self.encode_value.encode(row), event_time, headers)
+        value = self.encode_value.encode(row)
+        self.limits.check(self.output_topic, key, value, event_time, int(time.time() * 1000), 64)
+        out.send(self.output_topic, key, value, event_time, headers)
         self.counters.records_out += 1
 
     # -- repartition de-duplication ---------------------------------------------------------
@@ -617,7 +723,7 @@ class StageExecutor:
 
     def _bad_record(self, record: KafkaRecord, error: Exception, out: RecordSink) -> None:
         policy = self.settings.error_policy
-        reason = f"{type(error).__name__}: {error}"
+        reason = failure_reason(error)
         if policy is ErrorPolicy.FAIL:
             raise QueryFailed(
                 f"{reason} at {record.topic()}[{record.partition()}]@{record.offset()}"
@@ -632,20 +738,106 @@ class StageExecutor:
             (k, v) for k, v in (record.headers() or ()) if v is not None
         ]  # the original headers travel with the dead letter
         headers += [
-            ("streamhouse.error.reason", reason.encode()),
-            ("streamhouse.error.topic", self.input_topic.encode()),
-            ("streamhouse.error.partition", str(record.partition()).encode()),
-            ("streamhouse.error.offset", str(record.offset()).encode()),
-            ("streamhouse.error.query", self.settings.query_id.encode()),
+            (ERROR_HEADER + "reason", reason.encode()),
+            (ERROR_HEADER + "topic", self.input_topic.encode()),
+            (ERROR_HEADER + "partition", str(record.partition()).encode()),
+            (ERROR_HEADER + "offset", str(record.offset()).encode()),
+            (ERROR_HEADER + "query", self.settings.query_id.encode()),
         ]
-        out.send(
-            self.settings.dead_letter_topic,
-            record.key(),
-            record.value(),
-            record.timestamp()[1],
-            headers,
-        )
+        self._send_dead_letter(record.key(), record.value(), record.timestamp()[1], headers, out)
+
+    def _send_dead_letter(
+        self,
+        key: bytes | None,
+        value: bytes | None,
+        timestamp_ms: int,
+        headers: Headers,
+        out: RecordSink,
+    ) -> None:
+        """Write one dead letter. It carries the wall-clock time (the original timestamp is
+        a header: it may be one the topic refuses) and, if the original bytes are larger
+        than the dead-letter topic takes, only the key and headers (a header says so)."""
+        topic = self.settings.dead_letter_topic
+        limits = self.settings.dead_letter_limits
+        now_ms = int(time.time() * 1000)
+        headers.append((ERROR_HEADER + "timestamp", str(timestamp_ms).encode()))
+        size = (len(key) if key else 0) + (len(value) if value else 0) + _header_bytes(headers)
+        if size + RECORD_OVERHEAD > limits.max_message_bytes:
+            headers.append((ERROR_HEADER + "value-dropped", str(len(value or b"")).encode()))
+            value = None
+            if (len(key) if key else 0) + RECORD_OVERHEAD > limits.max_message_bytes:
+                key = None
+        out.send(topic, key, value, now_ms, headers)
         self.counters.dead_lettered += 1
+
+    def _dead_letter_output(self, emitted: Emitted, reason: str, out: RecordSink) -> None:
+        """A result that belongs to no single input record (a closed window) and cannot be
+        written: dead-lettered as readable JSON, with the output topic and window."""
+        headers: Headers = [
+            (ERROR_HEADER + "reason", reason.encode()),
+            (ERROR_HEADER + "output-topic", self.output_topic.encode()),
+            (ERROR_HEADER + "query", self.settings.query_id.encode()),
+        ]
+        if emitted.window is not None:
+            headers.append((ERROR_HEADER + "window", b"%d-%d" % emitted.window))
+        value = repr(emitted.row).encode() if emitted.row is not None else None
+        self._send_dead_letter(None, value, emitted.timestamp_ms, headers, out)
+
+    def dead_letter_refused(
+        self,
+        batch: Sequence[KafkaRecord],
+        topic: str,
+        key: bytes | None,
+        value: bytes | None,
+        reason: str,
+        out: RecordSink,
+    ) -> None:
+        """An output the broker refused after `produce()` (its delivery report failed for
+        good). A stateless stage computes the same output again from each record of the
+        batch that produced it, to dead-letter that input record with the usual headers; a
+        stateful result belongs to no one record and is dead-lettered itself."""
+        if self.spec.stateful is None:
+            for record in batch:
+                if record.error() is None and self._output_of(record) == (key, value):
+                    self._dead_letter(record, reason, out)
+                    return
+        headers: Headers = [
+            (ERROR_HEADER + "reason", reason.encode()),
+            (ERROR_HEADER + "output-topic", topic.encode()),
+            (ERROR_HEADER + "query", self.settings.query_id.encode()),
+        ]
+        good = [r for r in batch if r.error() is None]
+        offsets = [offset for r in good if (offset := r.offset()) is not None]
+        if offsets:
+            partitions = sorted({p for r in good if (p := r.partition()) is not None})
+            headers.append((ERROR_HEADER + "topic", self.input_topic.encode()))
+            headers.append(
+                (ERROR_HEADER + "partition", ",".join(str(p) for p in partitions).encode())
+            )
+            headers.append((ERROR_HEADER + "offsets", f"{min(offsets)}-{max(offsets)}".encode()))
+        self._send_dead_letter(key, value, int(time.time() * 1000), headers, out)
+
+    def _output_of(self, record: KafkaRecord) -> tuple[bytes | None, bytes | None] | None:
+        """What a stateless stage writes for `record` (key, value), or None."""
+        try:
+            row = self.decode_value.decode(record.value())
+            if row is None:
+                return None
+            if self.decode_key is not None and record.key() is not None:
+                row.update(self.decode_key.decode(record.key()))
+            event_time = row.get(self.time_field) if self.time_field else None
+            row[ROWTIME] = event_time if isinstance(event_time, int) else record.timestamp()[1]
+            if self.pre is not None:
+                row = self.pre(row)
+                if row is None:
+                    return None
+            key = record.key()
+            if self.rekey is not None:
+                values = list(self.rekey(row))
+                key = self.encode_key.encode(values) if self.encode_key is not None else None
+            return key, self.encode_value.encode(row)
+        except Exception:
+            return None
 
     # -- time ------------------------------------------------------------------------------
 

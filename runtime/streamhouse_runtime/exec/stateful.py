@@ -22,6 +22,7 @@ from streamhouse_runtime.exec.aggregates import (
     compile_fold,
     compile_initialize,
     compile_result_row,
+    compile_snapshot,
 )
 from streamhouse_runtime.exec.windows import hopping, tumbling
 from streamhouse_runtime.plan.nodes import Aggregate, WindowAggregate
@@ -71,6 +72,67 @@ class _Entry:
     emitted: bool = False
 
 
+WindowKey = tuple[int, int, int, tuple[object, ...]]
+
+
+class NullGroupKey(Exception):
+    """A record whose GROUP BY key has a NULL column: dropped and counted, as ksqlDB and
+    Kafka Streams do (a NULL key has no group, and a compacted topic refuses it)."""
+
+
+def _check_group(group: tuple[object, ...]) -> tuple[object, ...]:
+    for value in group:
+        if value is None:
+            raise NullGroupKey("a GROUP BY column is NULL")
+    return group
+
+
+class _UndoLog:
+    """The entries one record changed, to put back when the record fails part-way (an
+    overflow in its second window, an output the sink refuses): a record's state changes
+    apply only when the whole record succeeded. Cleared after every record that succeeded."""
+
+    __slots__ = ("deleted", "entries", "saved", "snapshot")
+
+    def __init__(
+        self,
+        entries: dict[Any, _Entry],
+        deleted: set[Any],
+        snapshot: Callable[[list[Any]], list[Any]],
+    ) -> None:
+        self.entries, self.deleted, self.snapshot = entries, deleted, snapshot
+        self.saved: list[tuple[Any, _Entry | None, bool]] = []
+
+    def remember(self, key: Any) -> None:
+        """Keep `key`'s entry as it is now (None: not in memory, reloaded from the store)."""
+        entry = self.entries.get(key)
+        copy = (
+            None
+            if entry is None
+            else _Entry(self.snapshot(entry.accumulators), entry.dirty, entry.emitted)
+        )
+        self.saved.append((key, copy, key in self.deleted))
+
+    def created(self, key: Any) -> None:
+        """`key` had no entry in memory before this record."""
+        self.saved.append((key, None, key in self.deleted))
+
+    def rollback(self) -> None:
+        for key, entry, was_deleted in reversed(self.saved):
+            if entry is None:
+                self.entries.pop(key, None)
+            else:
+                self.entries[key] = entry
+            if was_deleted:
+                self.deleted.add(key)
+            else:
+                self.deleted.discard(key)
+        self.saved.clear()
+
+    def clear(self) -> None:
+        self.saved.clear()
+
+
 class WindowAggregateOperator:
     """Tumbling, hopping and session windows over a keyed stream."""
 
@@ -99,6 +161,7 @@ class WindowAggregateOperator:
         # (partition, end, start, group) -> entry; insertion order doubles as LRU order.
         self.entries: dict[tuple[int, int, int, tuple[object, ...]], _Entry] = {}
         self.deleted: set[tuple[int, int, int, tuple[object, ...]]] = set()
+        self.undo = _UndoLog(self.entries, self.deleted, compile_snapshot(self.aggregators))
         self.late_records = 0
         # Per partition, the latest window end ever written to the store: a newer window
         # cannot be there, so its first touch skips the RocksDB lookup.
@@ -119,11 +182,12 @@ class WindowAggregateOperator:
         timestamp = self.time_of(row)
         if timestamp is None:
             raise ValueError("event time is NULL")
-        group = self.group_key(row)
+        group = _check_group(self.group_key(row))
         kind = self.window.kind
         if kind is WindowKind.TUMBLING:
             # The hot path of windowed aggregations: `_entry` and the fold inlined for the
-            # usual case of a window already in memory.
+            # usual case of a window already in memory. The fold changes nothing when it
+            # fails; only a new entry, or one whose update is emitted, needs the undo log.
             start, end = tumbling(timestamp, self.window.size_ms or 1)
             if end <= watermark:
                 self.late_records += 1
@@ -131,7 +195,10 @@ class WindowAggregateOperator:
             key = (partition, end, start, group)
             entry = self.entries.get(key)
             if entry is None:
+                self.undo.created(key)
                 entry = self._entry(key)
+            elif self.emit_changes:
+                self.undo.remember(key)
             self.fold(entry.accumulators, row, offset)
             entry.dirty = True
             return [self._result(group, start, end, entry)] if self.emit_changes else []
@@ -145,6 +212,7 @@ class WindowAggregateOperator:
             if end <= watermark:
                 continue  # this window already closed
             accepted = True
+            self.undo.remember((partition, end, start, group))
             entry = self._entry((partition, end, start, group))
             self._fold(entry, values, offset)
             if self.emit_changes:
@@ -178,6 +246,8 @@ class WindowAggregateOperator:
         touching = [
             key for key in self._sessions_of(partition, group) if key[2] - gap <= timestamp < key[1]
         ]
+        for key in touching:
+            self.undo.remember(key)
         start, last = timestamp, timestamp
         merged = _Entry(self.initialize())
         emitted: list[Emitted] = []
@@ -197,6 +267,7 @@ class WindowAggregateOperator:
                 emitted.append(Emitted(group, None, key[1], (key[2], self._session_end(key))))
         self._fold(merged, values, offset)
         key = (partition, last + gap, start, group)
+        self.undo.remember(key)
         self.entries[key] = merged
         self.deleted.discard(key)
         if self.emit_changes:
@@ -327,6 +398,7 @@ class AggregateOperator:
         self.store = store
         self.cache_entries = cache_entries
         self.entries: dict[tuple[int, tuple[object, ...]], _Entry] = {}
+        self.undo = _UndoLog(self.entries, set(), compile_snapshot(self.aggregators))
         self.fold = compile_fold(self.aggregators, arguments)
         self.initialize = compile_initialize(self.aggregators)
         self.result_row = compile_result_row(self.key_names, self.names, self.aggregators)
@@ -336,10 +408,12 @@ class AggregateOperator:
         return _PARTITION.pack(partition) + pickle.dumps(group, _PICKLE)
 
     def process(self, row: Row, partition: int, offset: int, timestamp_ms: int) -> Emitted:
-        group = self.group_key(row)
+        group = _check_group(self.group_key(row))
         key = (partition, group)
         entry = self.entries.get(key)
+        # Every update is emitted: HAVING, the projection or the output may still fail.
         if entry is None:
+            self.undo.created(key)
             stored = self.backend.get(self.store, self._key(partition, group))
             if stored is not None:
                 accumulators, emitted = pickle.loads(stored)
@@ -351,6 +425,8 @@ class AggregateOperator:
                 for old in list(self.entries)[: max(1, len(self.entries) // 10)]:
                     if not self.entries[old].dirty:
                         del self.entries[old]
+        else:
+            self.undo.remember(key)
         accumulators = entry.accumulators
         self.fold(accumulators, row, offset)
         entry.dirty = True

@@ -19,6 +19,7 @@ from streamhouse_runtime.sql import types as t
 from streamhouse_runtime.sql.catalog import Catalog
 from streamhouse_runtime.sql.ddl import UnsupportedType, sql_type
 from streamhouse_runtime.sql.errors import ErrorCode, suggestion
+from streamhouse_runtime.sql.regex import RegexError, compile_regex
 from streamhouse_runtime.sql.types import SqlType, TypeKind
 
 Fail = Callable[[ErrorCode, str, exp.Expr | None], NoReturn]
@@ -54,6 +55,8 @@ _ARITHMETIC: dict[type[exp.Expr], str] = {
     exp.Mod: "%",
 }
 AGGREGATE_NAMES = set(fn.AGGREGATES) | {"ARRAY_AGG", "LIST"}
+# Built-in functions whose second argument is a regular expression.
+REGEX_FUNCTIONS = frozenset({"REGEXP_EXTRACT", "REGEXP_REPLACE"})
 
 
 def interval_ms(node: exp.Expr, fail: Fail) -> int:
@@ -485,7 +488,19 @@ class Binder:
                 node,
             )
         args = tuple(visit(a) for a in arg_nodes)
-        return bound.Call(self._check_call(signature, args, node), signature.name, args)
+        result = self._check_call(signature, args, node)
+        if signature.name in REGEX_FUNCTIONS and len(args) > 1:
+            self._check_regex(args[1], arg_nodes[1])
+        return bound.Call(result, signature.name, args)
+
+    def _check_regex(self, pattern: bound.Expr, node: exp.Expr) -> None:
+        """A literal pattern is compiled now: RE2 refuses what it cannot run in linear time
+        (back-references, look-around), and the user hears it at validation time."""
+        if isinstance(pattern, bound.Literal) and isinstance(pattern.value, str):
+            try:
+                compile_regex(pattern.value)
+            except RegexError as error:
+                self.fail(ErrorCode.INVALID_REGEX, str(error), node)
 
     def _check_call(
         self, signature: fn.Signature, args: tuple[bound.Expr, ...], node: exp.Expr

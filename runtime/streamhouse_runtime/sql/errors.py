@@ -33,6 +33,7 @@ class ErrorCode(StrEnum):
     WRONG_ARGUMENT_COUNT = "E202"
     WRONG_ARGUMENT_TYPE = "E203"
     INVALID_LITERAL = "E204"
+    INVALID_REGEX = "E205"
     # Aggregation and windows
     NON_GROUPED_COLUMN = "E301"
     AGGREGATE_IN_WHERE = "E302"
