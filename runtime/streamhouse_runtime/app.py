@@ -535,11 +535,19 @@ class QueryRuntime:
                 raise RuntimeError(f"{remaining} outputs undelivered: {errors}")
             if not report.refused:
                 return
-            self.sink.begin(None)
             for refused in report.refused:
-                log.warning("output to %s refused by the broker: %s", refused.topic, refused.reason)
                 if refused.origin is None or refused.topic == self.dead_letter_topic:
                     raise RuntimeError(f"dead letter refused by the broker: {refused.reason}")
+                if not refused.resent and refused.topic == self.plan.topic:
+                    # The broker refuses a whole batch for one record in it (librdkafka does
+                    # not split batches): each output is sent again alone, so only the
+                    # record that is itself refused becomes a dead letter.
+                    self.sink.begin(refused.origin, resent=True)
+                    self.sink.send(refused.topic, refused.key, refused.value, refused.timestamp_ms)
+                    self.producer.flush(30)
+                    continue
+                log.warning("output to %s refused by the broker: %s", refused.topic, refused.reason)
+                self.sink.begin(None)
                 executor, batch = refused.origin
                 executor.dead_letter_refused(
                     batch, refused.topic, refused.key, refused.value, refused.reason, self.sink
@@ -585,7 +593,8 @@ class QueryRuntime:
             self.metrics.dead_lettered.inc(counters.dead_lettered)
             self.metrics.skipped.inc(counters.skipped)
             self.metrics.late.inc(counters.late)
-            counters.dead_lettered = counters.skipped = counters.late = 0
+            self.metrics.null_keys.inc(counters.null_keys)
+            counters.dead_lettered = counters.skipped = counters.late = counters.null_keys = 0
         # The last stage holds the windows, so its watermark is the one that closes them.
         last = list(self.executors.values())[-1]
         self.metrics.watermark.set(last.watermark(time.time() * 1000))

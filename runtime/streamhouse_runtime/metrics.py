@@ -31,6 +31,11 @@ class RuntimeMetrics:
             "streamhouse_skipped_records", "Bad records skipped (skip policy)", registry=r
         )
         self.late = Counter("streamhouse_late_records", "Records behind the watermark", registry=r)
+        self.null_keys = Counter(
+            "streamhouse_null_key_records",
+            "Records dropped because a GROUP BY column was NULL",
+            registry=r,
+        )
         self.lag = Gauge(
             "streamhouse_consumer_lag",
             "Records not yet consumed",

@@ -284,7 +284,8 @@ class StageExecutor:
         # (input partition, source topic-partition) -> highest source offset applied
         self.dedup: dict[tuple[int, str], int] = {}
         self._dedup_dirty = False
-        self.limits = settings.output_limits
+        # The sink's limits are read from the broker; internal topics are ours (defaults).
+        self.limits = settings.output_limits if isinstance(spec.output, Sink) else DEFAULT_LIMITS
         self._undo = (
             self.window_op.undo
             if self.window_op is not None

@@ -42,7 +42,9 @@ class Refused:
     topic: str
     key: bytes | None
     value: bytes | None
+    timestamp_ms: int
     reason: str
+    resent: bool  # already sent again on its own, in a batch of one
 
 
 @dataclass
@@ -70,16 +72,23 @@ class ProducerSink:
 
         self._internal = internal  # changelogs: any failure fails the checkpoint
 
-    def begin(self, origin: Any) -> None:
+    def begin(self, origin: Any, resent: bool = False) -> None:
         """Outputs sent from now on come from `origin` (a stage and its consumed batch)."""
 
         def delivered(error: Any, message: Any) -> None:
             if error is None:
                 return
             if error.code() in RECORD_ERRORS:
-                self.report.refused.append(
-                    Refused(origin, message.topic(), message.key(), message.value(), error.name())
+                refused = Refused(
+                    origin,
+                    message.topic(),
+                    message.key(),
+                    message.value(),
+                    message.timestamp()[1],
+                    error.name(),
+                    resent,
                 )
+                self.report.refused.append(refused)
             else:
                 self.report.errors.append(f"{error.name()} on {message.topic()}")
 

@@ -215,7 +215,10 @@ def _decimal_coercer(precision: int, scale: int) -> Coerce:
         elif isinstance(value, int) and not isinstance(value, bool):
             result = Decimal(value)
         elif isinstance(value, str):
-            result = Decimal(value.strip())  # raises InvalidOperation, an ArithmeticError
+            try:
+                result = Decimal(value.strip())
+            except ArithmeticError:  # decimal.InvalidOperation, with an unreadable message
+                raise _BadValue(f"'{value[:100]}' is not a number for {described}") from None
         else:
             raise _bad(value, described)
         if not result.is_finite():
@@ -614,8 +617,18 @@ def _has_non_string_key(sql_type: SqlType) -> bool:
     return any(_has_non_string_key(t) for t in nested)
 
 
+def _refuse_constant(name: str) -> object:
+    raise ValueError(f"{name} is not a JSON number")
+
+
 def _exact_loads(data: bytes) -> object:
-    return json.loads(data, parse_float=Decimal)
+    """JSON with exact DECIMALs. json.loads recurses per nesting level: a deeply nested
+    value is a bad record, never a RecursionError escaping the record's handling; NaN and
+    Infinity (which json accepts and JSON does not have) are refused like orjson does."""
+    try:
+        return json.loads(data, parse_float=Decimal, parse_constant=_refuse_constant)
+    except RecursionError:
+        raise ValueError("JSON value nested too deeply") from None
 
 
 def _json_kind(value: object) -> str:

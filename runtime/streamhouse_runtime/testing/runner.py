@@ -189,14 +189,18 @@ class OfflineRun:
             for record in self.topics.get(sink.topic, []):
                 produced.append(self._describe(statement, sink, record))
         for record in self.topics.get(DEAD_LETTER_TOPIC, []):
-            raw = dict(record.headers or []).get("streamhouse.error.reason")
+            headers = dict(record.headers or [])
+            raw = headers.get("streamhouse.error.reason")
             reason = raw.decode() if isinstance(raw, bytes) else str(raw or "")
+            # A dead letter carries the wall-clock time; the original one is a header.
+            original = headers.get("streamhouse.error.timestamp")
+            timestamp = int(original) if original else record.timestamp_ms
             produced.append(
                 {
                     "topic": DEAD_LETTER_TOPIC,
                     "key": record.key.decode(errors="replace") if record.key else None,
                     "value": record.value.decode(errors="replace") if record.value else None,
-                    "timestamp": record.timestamp_ms,
+                    "timestamp": timestamp,
                     "reason": reason,
                 }
             )
@@ -282,6 +286,24 @@ def read_statements(path: Path) -> str:
     return text
 
 
+def _read_json(path: str, field: str, exact: bool = False) -> list[dict[str, Any]]:
+    """The `field` list of a test file, or a ValueError that says what is wrong with it
+    (`exact`: numbers with a fraction read as Decimal)."""
+    try:
+        text = Path(path).read_text()
+        document = json.loads(text, parse_float=Decimal) if exact else json.loads(text)
+    except OSError as error:
+        raise ValueError(f"{path}: {error.strerror or error}") from None
+    except RecursionError:
+        raise ValueError(f"{path}: JSON nested too deeply") from None
+    except ValueError as error:  # json.JSONDecodeError, UnicodeDecodeError
+        raise ValueError(f"{path}: not valid JSON ({error})") from None
+    records = document.get(field, []) if isinstance(document, dict) else None
+    if not isinstance(records, list) or not all(isinstance(r, dict) for r in records):
+        raise ValueError(f'{path}: expected {{"{field}": [{{...}}, ...]}}')
+    return records
+
+
 def run_test(args: argparse.Namespace) -> int:
     """Entry point of `streamhouse test`."""
     try:
@@ -290,7 +312,7 @@ def run_test(args: argparse.Namespace) -> int:
             print(f"{args.statements}: no persistent query to test", file=sys.stderr)
             return 1
         run = OfflineRun(program)
-        run.feed(json.loads(Path(args.input).read_text()).get("inputs", []))
+        run.feed(_read_json(args.input, "inputs"))
         notes = run.run()
     except SqlValidationError as invalid:
         for error in invalid.errors:
@@ -309,7 +331,11 @@ def run_test(args: argparse.Namespace) -> int:
         print(f"recorded {len(actual)} output record(s) to {args.record}")
     if args.output is None:
         return 0
-    expected = json.loads(Path(args.output).read_text(), parse_float=Decimal).get("outputs", [])
+    try:
+        expected = _read_json(args.output, "outputs", exact=True)
+    except ValueError as error:
+        print(f"streamhouse test: {error}", file=sys.stderr)
+        return 1
     diff = compare(expected, actual)
     if diff:
         print(f"FAILED: outputs differ from {args.output}")
