@@ -175,8 +175,8 @@ def test_hostile_records_never_stop_a_query_and_results_match_the_good_ones(
             return lambda: process.metric(metric) >= expected
 
         for name, process in processes.items():
-            dead = "streamhouse_dead_letter_records_total"
-            wait_until(reached(process, dead, expected_dead[name]), 180, f"{name} dead letters")
+            metric = "streamhouse_dead_letter_records_total"
+            wait_until(reached(process, metric, expected_dead[name]), 180, f"{name} dead letters")
         for name in ("window", "running"):
             nulls = sum(c.null_key for c in cases)
             metric = "streamhouse_null_key_records_total"
