@@ -25,7 +25,7 @@ from streamhouse_runtime.sql.binder import (
 )
 from streamhouse_runtime.sql.catalog import Catalog, Column, Format, Function, Source, SourceKind
 from streamhouse_runtime.sql.ddl import UnsupportedType, property_map, source_from_ddl, sql_type
-from streamhouse_runtime.sql.dialect import parse_statements
+from streamhouse_runtime.sql.dialect import LANGUAGE_OFFSET_META, NestingTooDeep, parse_statements
 from streamhouse_runtime.sql.errors import (
     ErrorCode,
     SqlError,
@@ -59,6 +59,7 @@ from streamhouse_runtime.sql.query import (
     WindowSpec,
     WindowSyntax,
 )
+from streamhouse_runtime.sql.tree_checks import check_trees, deepest_node
 from streamhouse_runtime.sql.types import TypeKind
 
 ROWTIME = "ROWTIME"
@@ -102,28 +103,35 @@ def analyze(text: str) -> Program:
     if problem is not None:
         raise SqlValidationError([problem])
     try:
-        statements = parse_statements(text)
+        statements: list[exp.Expr] = [s for s in parse_statements(text) if s is not None]
     except ParseError as error:
         raise SqlValidationError([_syntax_error(text, error)]) from None
+    except NestingTooDeep as too_deep:
+        raise SqlValidationError([_too_deep(*position(text, too_deep.offset))]) from None
     except RecursionError:
-        raise SqlValidationError([_too_deep()]) from None
+        raise SqlValidationError([_too_deep(1, 1)]) from None
     except (TokenError, ValueError) as error:
         message = str(error).splitlines()[0] if str(error) else type(error).__name__
         raise SqlValidationError([SqlError(ErrorCode.SYNTAX, message, 1, 1)]) from None
     analyzer = _ProgramAnalyzer(text)
+    # Long operator chains (a + a + ... or NOT NOT ...) nest without parentheses.
+    problem = check_trees(statements, analyzer.locator)
+    if problem is not None:
+        raise SqlValidationError([problem])
     try:
-        return analyzer.run([s for s in statements if s is not None])
+        return analyzer.run(statements)
     except RecursionError:
-        # Long operator chains (a + a + ... or NOT NOT ...) nest without parentheses.
-        raise SqlValidationError([_too_deep()]) from None
+        deepest = deepest_node(statements)
+        line, column = analyzer.locator.of(deepest) if deepest is not None else (1, 1)
+        raise SqlValidationError([_too_deep(line, column)]) from None
 
 
-def _too_deep() -> SqlError:
+def _too_deep(line: int, column: int) -> SqlError:
     return SqlError(
         ErrorCode.NESTING_TOO_DEEP,
-        "the statement nests expressions too deeply to analyze; split it up",
-        1,
-        1,
+        "the statement nests expressions too deeply to analyze here; split it up",
+        line,
+        column,
     )
 
 
@@ -304,11 +312,16 @@ class _ProgramAnalyzer:
         name = node.this.name
         language = str(node.args["language"]).upper()
         if language != "PYTHON":
-            self.fail(
-                ErrorCode.UNSUPPORTED_LANGUAGE,
-                f"LANGUAGE {language} is not supported: write the function in Python "
-                "(LANGUAGE PYTHON AS 'module:callable')",
-                node,
+            offset = node.meta.get(LANGUAGE_OFFSET_META)
+            line, column = position(self.text, offset) if isinstance(offset, int) else (1, 1)
+            raise _Stop(
+                SqlError(
+                    ErrorCode.UNSUPPORTED_LANGUAGE,
+                    f"LANGUAGE {language} is not supported: write the function in Python "
+                    "(LANGUAGE PYTHON AS 'module:callable')",
+                    line,
+                    column,
+                )
             )
         definition = node.args["definition"].name
         module, _, attribute = definition.partition(":")

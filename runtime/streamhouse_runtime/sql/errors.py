@@ -17,6 +17,7 @@ class ErrorCode(StrEnum):
     NESTING_TOO_DEEP = "E003"
     INVALID_CHARACTERS = "E004"
     EMPTY_INPUT = "E005"
+    EMPTY_IDENTIFIER = "E006"
     # Names
     UNKNOWN_SOURCE = "E101"
     UNKNOWN_COLUMN = "E102"
