@@ -24,7 +24,14 @@ from streamhouse_runtime.sql.binder import (
     is_aggregate_call,
 )
 from streamhouse_runtime.sql.catalog import Catalog, Column, Format, Function, Source, SourceKind
-from streamhouse_runtime.sql.ddl import UnsupportedType, property_map, source_from_ddl, sql_type
+from streamhouse_runtime.sql.ddl import (
+    UnsupportedType,
+    check_topic,
+    property_map,
+    source_from_ddl,
+    sql_type,
+    topic_setting,
+)
 from streamhouse_runtime.sql.dialect import LANGUAGE_OFFSET_META, NestingTooDeep, parse_statements
 from streamhouse_runtime.sql.errors import (
     ErrorCode,
@@ -250,19 +257,30 @@ class _ProgramAnalyzer:
             value_format = _format(props["value_format"], self.fail)
         if "key_format" in props:
             key_format = _format(props["key_format"], self.fail)
-        partitions = props.get("partitions", (None, node))[0]
+        partitions = topic_setting(props, "partitions", self.fail)
+        replicas = topic_setting(props, "replicas", self.fail)
+        if "kafka_topic" in props:
+            topic, topic_node = str(props["kafka_topic"][0]), props["kafka_topic"][1]
+            check_topic(topic, topic_node, True, self.fail)
+        else:
+            topic, topic_node = name, node.this
+            check_topic(
+                topic, topic_node, True, self.fail, f"the sink topic defaults to the name {name}: "
+            )
+        self._check_not_reading_itself(topic, query, topic_node)
         sink = Source(
             name=name,
             kind=kind,
             columns=tuple(
                 Column(col, typ, key=col in query.key_fields) for col, typ in query.output_columns
             ),
-            topic=str(props.get("kafka_topic", (name, node))[0]),
+            topic=topic,
             value_format=value_format,
             key_format=key_format,
             key_columns=tuple(k for k in query.key_fields),
             timestamp_column=None,
-            partitions=partitions if isinstance(partitions, int) else first.partitions,
+            partitions=partitions if partitions is not None else first.partitions,
+            replicas=replicas,
             derived=True,
         )
         self._register(sink, node)
@@ -281,6 +299,7 @@ class _ProgramAnalyzer:
         if target.kind is not SourceKind.STREAM:
             self.fail(ErrorCode.UNSUPPORTED, "INSERT INTO needs a STREAM target", node.this)
         query = _QueryAnalyzer(self, node.args["expression"]).analyze()
+        self._check_not_reading_itself(target.topic, query, node.this)
         produced = dict((c.lower(), (c, ty)) for c, ty in query.output_columns)
         for column in target.columns:
             found = produced.pop(column.name.lower(), None)
@@ -307,6 +326,17 @@ class _ProgramAnalyzer:
         return AnalyzedStatement(
             StatementKind.INSERT_INTO, node, line, name, query=query, sink=target
         )
+
+    def _check_not_reading_itself(self, topic: str, query: AnalyzedQuery, node: exp.Expr) -> None:
+        # A query that writes into a topic it reads consumes its own output forever.
+        for relation in query.relations:
+            if relation.source.topic == topic:
+                self.fail(
+                    ErrorCode.SINK_IS_SOURCE,
+                    f"the query writes to topic '{topic}', which it also reads "
+                    f"(through {relation.source.name}): it would consume its own output",
+                    node,
+                )
 
     def _create_function(self, node: nodes.CreateFunction, line: int) -> AnalyzedStatement:
         name = node.this.name

@@ -12,6 +12,7 @@ from streamhouse_runtime.sql import nodes
 from streamhouse_runtime.sql import types as t
 from streamhouse_runtime.sql.catalog import Column, Format, Source, SourceKind
 from streamhouse_runtime.sql.errors import ErrorCode, suggestion
+from streamhouse_runtime.sql.topics import MAX_PARTITIONS, MAX_REPLICAS, topic_problem
 from streamhouse_runtime.sql.types import SqlType, TypeKind
 
 # Raises the user-facing error for a node; never returns.
@@ -138,6 +139,32 @@ def _positive(value: object, node: exp.Expr, name: str, fail: Fail) -> int:
     fail(ErrorCode.INVALID_PROPERTY, f"{name} must be a positive integer", node)
 
 
+_UPPER_BOUNDS = {"partitions": MAX_PARTITIONS, "replicas": MAX_REPLICAS}
+
+
+def topic_setting(props: dict[str, tuple[object, exp.Expr]], name: str, fail: Fail) -> int | None:
+    """`partitions` or `replicas` from WITH, a positive integer within Kafka's bounds."""
+    if name not in props:
+        return None
+    value, node = props[name]
+    count = _positive(value, node, name, fail)
+    if count > _UPPER_BOUNDS[name]:
+        fail(
+            ErrorCode.OUT_OF_RANGE,
+            f"{name} = {count} is out of range: at most {_UPPER_BOUNDS[name]}",
+            node,
+        )
+    return count
+
+
+def check_topic(topic: str, node: exp.Expr, written: bool, fail: Fail, what: str = "") -> None:
+    """Refuse a topic name Kafka or StreamHouse would refuse, at the node that names it."""
+    problem = topic_problem(topic, written)
+    if problem is not None:
+        code, message = problem
+        fail(code, f"{what}{message}", node)
+
+
 def _columns(statement: nodes.CreateSource, fail: Fail) -> tuple[list[Column], list[str]]:
     """The declared columns and, in order, those marked PRIMARY KEY or KEY."""
     columns: list[Column] = []
@@ -241,10 +268,9 @@ def source_from_ddl(statement: nodes.CreateSource, fail: Fail) -> Source:
             statement.this,
         )
     timestamp_format = str(props["timestamp_format"][0]) if "timestamp_format" in props else None
-    partitions = (
-        _positive(*props["partitions"], "partitions", fail) if "partitions" in props else None
-    )
-    replicas = _positive(*props["replicas"], "replicas", fail) if "replicas" in props else None
+    partitions = topic_setting(props, "partitions", fail)
+    replicas = topic_setting(props, "replicas", fail)
+    check_topic(str(props["kafka_topic"][0]), props["kafka_topic"][1], False, fail)
     return Source(
         name=name,
         kind=kind,

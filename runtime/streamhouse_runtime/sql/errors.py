@@ -51,6 +51,11 @@ class ErrorCode(StrEnum):
     MULTIPLE_PERSISTENT_QUERIES = "E406"
     INVALID_PATTERN = "E407"
     TIMESTAMP_REQUIRED = "E408"
+    # Kafka topics and WITH settings
+    INVALID_TOPIC_NAME = "E410"
+    INTERNAL_TOPIC = "E411"
+    SINK_IS_SOURCE = "E412"
+    OUT_OF_RANGE = "E413"
 
 
 @dataclass(frozen=True)

@@ -85,7 +85,8 @@ def test_backticks_quote_names_with_spaces_and_keywords_and_keep_their_spelling(
     program = analyze(
         "CREATE STREAM `Orders` (`order id` INT, `from` VARCHAR, `Baz` INT) "
         "WITH (kafka_topic='orders');\n"
-        "CREATE STREAM `Big Orders` AS SELECT `order id`, `from`, `Baz` AS `Total` "
+        "CREATE STREAM `Big Orders` WITH (kafka_topic='big_orders') AS\n"
+        "SELECT `order id`, `from`, `Baz` AS `Total` "
         "FROM `Orders` WHERE `from` = 'x';"
     )
     sink = program.persistent_queries[0].sink
@@ -188,3 +189,130 @@ def test_an_unsupported_language_points_at_the_language_keyword() -> None:
     error = _error(text)
     assert error.code.value == "E404"
     assert (error.line, error.column) == _where(text, "LANGUAGE")
+
+
+# -- Kafka topics -----------------------------------------------------------------------------
+
+SOURCE = "CREATE STREAM src (a INT) WITH (kafka_topic={topic});\n"
+
+
+@pytest.mark.parametrize(
+    ("topic", "code"),
+    [
+        ("''", "E410"),
+        ("'" + "t" * 250 + "'", "E410"),
+        ("'../../etc/passwd'", "E410"),
+        ("'with space'", "E410"),
+        ("'tab\there'", "E410"),
+        ("'.'", "E410"),
+        ("'..'", "E410"),
+        ("'caf\u00e9'", "E410"),
+        ("'__consumer_offsets'", "E411"),
+        ("'__transaction_state'", "E411"),
+        ("'__anything'", "E411"),
+    ],
+)
+def test_a_source_topic_kafka_would_refuse_is_refused_at_the_value(topic: str, code: str) -> None:
+    text = SOURCE.format(topic=topic) + "CREATE STREAM out AS SELECT a FROM src;"
+    error = _error(text)
+    assert error.code.value == code, error.message
+    assert (error.line, error.column) == _where(text, topic)
+
+
+def test_legal_topic_names_validate() -> None:
+    longest = "a" * 249
+    analyze(
+        SOURCE.format(topic=f"'{longest}'")
+        + "CREATE STREAM out WITH (kafka_topic='Out.v1_x-2') AS SELECT a FROM src;"
+    )
+    analyze(
+        SOURCE.format(topic="'streamhouse-x-changelog'") + "CREATE STREAM o AS SELECT a FROM src;"
+    )
+
+
+@pytest.mark.parametrize(
+    ("sink", "code"),
+    [
+        ("WITH (kafka_topic='__consumer_offsets')", "E411"),
+        ("WITH (kafka_topic='bad topic')", "E410"),
+        ("WITH (kafka_topic='streamhouse-abc-stage-0-changelog')", "E411"),
+        ("WITH (kafka_topic='streamhouse-abc-groupby')", "E411"),
+    ],
+)
+def test_a_sink_topic_kafka_or_the_runtime_would_refuse_is_refused(sink: str, code: str) -> None:
+    text = SOURCE.format(topic="'src'") + f"CREATE STREAM out {sink} AS SELECT a FROM src;"
+    error = _error(text)
+    assert error.code.value == code, error.message
+    assert (error.line, error.column) == _where(text, "'", 3)
+
+
+def test_a_default_sink_topic_from_a_quoted_name_is_checked_at_the_name() -> None:
+    text = SOURCE.format(topic="'src'") + "CREATE STREAM `big orders` AS SELECT a FROM src;"
+    error = _error(text)
+    assert error.code.value == "E410"
+    assert "defaults to the name" in error.message
+    assert (error.line, error.column) == _where(text, "`big orders`")
+
+
+def test_a_query_may_not_write_into_its_own_source_topic() -> None:
+    text = (
+        SOURCE.format(topic="'src'")
+        + "CREATE STREAM out WITH (kafka_topic='src') AS SELECT a FROM src;"
+    )
+    error = _error(text)
+    assert error.code.value == "E412"
+    assert (error.line, error.column) == _where(text, "'src'", 2)
+
+
+def test_a_sink_named_like_its_source_topic_is_refused() -> None:
+    text = (
+        "CREATE STREAM s (a INT) WITH (kafka_topic='out');\nCREATE STREAM out AS SELECT a FROM s;"
+    )
+    error = _error(text)
+    assert error.code.value == "E412"
+    assert (error.line, error.column) == _where(text, "out AS")
+
+
+def test_insert_into_a_stream_over_a_source_topic_of_the_query_is_refused() -> None:
+    text = (
+        SOURCE.format(topic="'src'")
+        + "CREATE STREAM same (a INT) WITH (kafka_topic='src');\n"
+        + "INSERT INTO same SELECT a FROM src;"
+    )
+    error = _error(text)
+    assert error.code.value == "E412"
+    assert (error.line, error.column) == _where(text, "same SELECT")
+
+
+@pytest.mark.parametrize(
+    ("setting", "code"),
+    [
+        ("partitions=0", "E109"),
+        ("partitions=10001", "E413"),
+        ("replicas=0", "E109"),
+        ("replicas=32768", "E413"),
+        ("partitions='many'", "E109"),
+    ],
+)
+@pytest.mark.parametrize("where", ["source", "sink"])
+def test_partitions_and_replicas_are_bounded(setting: str, code: str, where: str) -> None:
+    if where == "source":
+        text = f"CREATE STREAM s (a INT) WITH (kafka_topic='s', {setting});\n"
+        text += "CREATE STREAM out AS SELECT a FROM s;"
+    else:
+        text = "CREATE STREAM s (a INT) WITH (kafka_topic='s');\n"
+        text += f"CREATE STREAM out WITH ({setting}) AS SELECT a FROM s;"
+    error = _error(text)
+    assert error.code.value == code, error.message
+    line, column = _where(text, setting)
+    assert (error.line, error.column) == (line, column + setting.index("=") + 1)
+
+
+def test_partitions_and_replicas_at_their_bounds_validate() -> None:
+    program = analyze(
+        "CREATE STREAM s (a INT) WITH (kafka_topic='s', partitions=10000, replicas=32767);\n"
+        "CREATE STREAM out WITH (partitions=1, replicas=3) AS SELECT a FROM s;"
+    )
+    sink = program.persistent_queries[0].sink
+    assert sink is not None
+    assert (sink.partitions, sink.replicas) == (1, 3)
