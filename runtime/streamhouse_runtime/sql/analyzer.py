@@ -68,6 +68,12 @@ from streamhouse_runtime.sql.query import (
 )
 from streamhouse_runtime.sql.tree_checks import check_trees, deepest_node
 from streamhouse_runtime.sql.types import TypeKind
+from streamhouse_runtime.sql.udf_sources import (
+    ENTRY_POINT_GROUP,
+    definition_problem,
+    entry_point_value,
+    is_well_formed,
+)
 
 ROWTIME = "ROWTIME"
 SINK_PROPERTIES = {
@@ -354,17 +360,16 @@ class _ProgramAnalyzer:
                 )
             )
         definition = node.args["definition"].name
-        module, _, attribute = definition.partition(":")
-        if (
-            not module
-            or not attribute
-            or not all(part.isidentifier() for part in [*module.split("."), attribute])
-        ):
+        if not is_well_formed(definition) and entry_point_value(definition) is None:
             self.fail(
                 ErrorCode.INVALID_PROPERTY,
-                f"function body '{definition}' must be 'module:callable'",
+                f"function body '{definition}' must be 'module:callable' or the name of a "
+                f"'{ENTRY_POINT_GROUP}' entry point",
                 node.args["definition"],
             )
+        code_problem = definition_problem(definition)
+        if code_problem is not None:
+            self.fail(ErrorCode.UDF_CODE_NOT_ALLOWED, code_problem, node.args["definition"])
         parameters: list[Column] = []
         for param in node.args.get("params") or []:
             try:
@@ -375,7 +380,10 @@ class _ProgramAnalyzer:
             returns = sql_type(node.args["returns"])
         except UnsupportedType as unsupported:
             self.fail(ErrorCode.UNSUPPORTED, f"unsupported type {unsupported}", node)
-        self.catalog.add_function(Function(name, tuple(parameters), returns, definition))
+        line, column = self.locator.of(node.args["definition"])
+        self.catalog.add_function(
+            Function(name, tuple(parameters), returns, definition, line, column)
+        )
         return AnalyzedStatement(StatementKind.CREATE_FUNCTION, node, line, name)
 
 

@@ -56,6 +56,9 @@ class ErrorCode(StrEnum):
     INTERNAL_TOPIC = "E411"
     SINK_IS_SOURCE = "E412"
     OUT_OF_RANGE = "E413"
+    # User-defined function code
+    UDF_CODE_NOT_ALLOWED = "E414"
+    UDF_NOT_LOADABLE = "E415"
 
 
 @dataclass(frozen=True)
