@@ -39,7 +39,7 @@ from streamhouse_runtime.sql.errors import (
     SqlValidationError,
     suggestion,
 )
-from streamhouse_runtime.sql.limits import check_limits, position
+from streamhouse_runtime.sql.limits import check_limits, position, small_int
 from streamhouse_runtime.sql.pattern import (
     PatternAlt,
     PatternConcat,
@@ -1073,9 +1073,10 @@ class _QueryAnalyzer:
                 self.fail(ErrorCode.UNSUPPORTED, "RANGE frames need an INTERVAL", frame)
             size = interval_ms(start, self.fail)
         elif kind == "ROWS":
-            if not (isinstance(start, exp.Literal) and start.name.isdigit()):
+            rows = small_int(start.name) if isinstance(start, exp.Literal) else None
+            if rows is None:
                 self.fail(ErrorCode.UNSUPPORTED, "ROWS frames need a row count", frame)
-            size = int(start.name)
+            size = rows
         else:
             self.fail(ErrorCode.UNSUPPORTED, f"unsupported frame {kind}", frame)
         return partition, time_field, kind, size
@@ -1338,13 +1339,14 @@ class _QueryAnalyzer:
                 )
                 offset = 1 if name in ("PREV", "NEXT") else 0
                 if len(args) > 1:
-                    if not (isinstance(args[1], exp.Literal) and args[1].name.isdigit()):
+                    given = small_int(args[1].name) if isinstance(args[1], exp.Literal) else None
+                    if given is None:
                         self.fail(
                             ErrorCode.WRONG_ARGUMENT_TYPE,
                             f"{name}'s offset must be an integer literal",
                             args[1],
                         )
-                    offset = int(args[1].name)
+                    offset = given
                 return bound.Call(target.type, name, (target, bound.Literal(t.INTEGER, offset)))
             if is_aggregate_call(node):
                 call = self.binder.aggregate(

@@ -12,6 +12,7 @@ from streamhouse_runtime.sql import nodes
 from streamhouse_runtime.sql import types as t
 from streamhouse_runtime.sql.catalog import Column, Format, Source, SourceKind
 from streamhouse_runtime.sql.errors import ErrorCode, suggestion
+from streamhouse_runtime.sql.limits import small_int
 from streamhouse_runtime.sql.topics import MAX_PARTITIONS, MAX_REPLICAS, topic_problem
 from streamhouse_runtime.sql.types import SqlType, TypeKind
 
@@ -70,7 +71,9 @@ def sql_type(node: exp.DataType) -> SqlType:
         return _SIMPLE_TYPES[kind]
     params = node.expressions
     if kind in (exp.DataType.Type.DECIMAL, exp.DataType.Type.BIGDECIMAL):
-        numbers = [int(p.this.name) if isinstance(p.this, exp.Literal) else 0 for p in params]
+        numbers = [
+            (small_int(p.this.name) or 0) if isinstance(p.this, exp.Literal) else 0 for p in params
+        ]
         precision = numbers[0] if numbers else 10
         scale = numbers[1] if len(numbers) > 1 else 0
         if not 1 <= precision <= t.MAX_DECIMAL_PRECISION or not 0 <= scale <= precision:
@@ -118,7 +121,8 @@ def property_map(
             value = bool(value_node.this)
         elif isinstance(value_node, exp.Literal):
             text = value_node.name
-            value = int(text) if not value_node.is_string and text.isdigit() else text
+            number = None if value_node.is_string else small_int(text, max_digits=30)
+            value = number if number is not None else text
         elif isinstance(value_node, exp.Expr):
             value = value_node.name
         result[name] = (value, value_node if isinstance(value_node, exp.Expr) else prop)

@@ -187,6 +187,29 @@ class StreamHouse(Postgres):
         # _parse_table call: only that table may be followed by WITHIN.
         _join_table_pending = False
 
+        # -- types -------------------------------------------------------------------------------
+
+        def _parse_types(
+            self,
+            check_func: bool = False,
+            schema: bool = False,
+            allow_identifiers: bool = True,
+            with_collation: bool = False,
+        ) -> exp.Expr | None:
+            # In an expression, sqlglot first tries `ARRAY[...]` as a type (Postgres's
+            # `INT ARRAY[3]`), parses the whole bracket, then retreats and parses it again as
+            # an array: twice per level, so 30 nested `ARRAY[` take hours. A type never starts
+            # with `ARRAY[` or `MAP[` in our grammar (ARRAY<T>, MAP<K, V>), so skip the attempt.
+            if (
+                check_func
+                and self._curr is not None
+                and self._curr.token_type in (TokenType.ARRAY, TokenType.MAP)
+                and self._next is not None
+                and self._next.token_type == TokenType.L_BRACKET
+            ):
+                return None
+            return super()._parse_types(check_func, schema, allow_identifiers, with_collation)
+
         # -- lists -------------------------------------------------------------------------------
 
         def _parse_csv(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from streamhouse_runtime.plan.explain import explain_text
@@ -316,3 +318,32 @@ def test_partitions_and_replicas_at_their_bounds_validate() -> None:
     sink = program.persistent_queries[0].sink
     assert sink is not None
     assert (sink.partitions, sink.replicas) == (1, 3)
+
+
+# -- inputs the admission fuzz found ----------------------------------------------------------
+
+
+def test_nested_array_constructors_parse_in_linear_time() -> None:
+    # sqlglot tried each `ARRAY[` as a type first and parsed its contents twice per level.
+    depth = 30
+    text = PRELUDE + "SELECT " + "ARRAY[" * depth + "a" + "]" * depth + " AS x FROM orders"
+    started = time.perf_counter()
+    with pytest.raises(SqlValidationError):
+        analyze(text)
+    assert time.perf_counter() - started < 2.0
+
+
+@pytest.mark.parametrize(
+    ("query", "code"),
+    [
+        ("CREATE STREAM t (x INT) WITH (kafka_topic=" + "9" * 5000 + ")", "E410"),
+        ("CREATE STREAM t (x INT) WITH (kafka_topic='t', partitions=" + "9" * 5000 + ")", "E109"),
+        ("CREATE STREAM t (x DECIMAL('x', 2)) WITH (kafka_topic='t')", "E403"),
+        ("SELECT a FROM orders WINDOW TUMBLING (SIZE " + "9" * 5000 + " SECONDS)", "E204"),
+        ("SELECT COUNT(*) AS c FROM orders GROUP BY a, TUMBLE(ROWTIME, INTERVAL 'NaN' MINUTE)",
+         "E204"),
+    ],
+)  # fmt: skip
+def test_huge_or_non_finite_numbers_get_a_coded_error(query: str, code: str) -> None:
+    error = _error(PRELUDE + query)
+    assert error.code.value == code, error.message
