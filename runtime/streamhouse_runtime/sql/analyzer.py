@@ -1,7 +1,8 @@
 """Semantic analysis: a SQL text in, a checked and typed `Program` out, or exact errors.
 
-`analyze(text)` is the single entry point shared by `streamhouse validate`, the operator's
-admission webhook and reconcile, and the runtime: what it accepts, the runtime can run.
+`analyze(text)` is the front end's single entry point. `program.load_single_query`, which
+`streamhouse validate`, the operator's admission webhook and reconcile, and `streamhouse run`
+all call, builds on it: what that accepts, the runtime can run.
 """
 
 from __future__ import annotations
