@@ -28,9 +28,29 @@ from streamhouse_runtime.sql.udf_sources import (
 )
 
 
-def load_single_query(sql: str) -> tuple[Program, AnalyzedStatement]:
-    """Analyze `sql`; it must hold exactly one persistent query that the runtime can run."""
+def load_single_query(
+    sql: str, udf_directory_mounted: bool = True
+) -> tuple[Program, AnalyzedStatement]:
+    """Analyze `sql`; it must hold exactly one persistent query that the runtime can run.
+
+    `udf_directory_mounted`: the pods will have a UDF directory (the StreamQuery names a
+    ConfigMap in spec.udfs); without one, only `streamhouse.udfs` entry points can load.
+    """
     program = analyze(sql)
+    if not udf_directory_mounted:
+        for function in program.catalog.functions.values():
+            if entry_point_value(function.target) is None:
+                raise SqlValidationError(
+                    [
+                        SqlError(
+                            ErrorCode.UDF_NOT_LOADABLE,
+                            f"'{function.target}' is not a '{ENTRY_POINT_GROUP}' entry point "
+                            "and no UDF directory is mounted (spec.udfs.configMapRef)",
+                            function.line,
+                            function.column,
+                        )
+                    ]
+                )
     queries = program.persistent_queries
     if not queries:
         raise SqlValidationError(

@@ -34,7 +34,8 @@ pytestmark = pytest.mark.unit
 REPO = Path(__file__).resolve().parents[3]
 ANSWER_BUDGET_S = 2.0
 CODED = re.compile(r"^spec\.sql:([1-9]\d*):([1-9]\d*): error\[E\d{3}\]: \S")
-KAFKA = {"bootstrapServers": "kafka:9092"}
+# A UDF directory is mounted, as the design's UDF query needs (spec.udfs).
+SPEC = {"kafka": {"bootstrapServers": "kafka:9092"}, "udfs": {"configMapRef": {"name": "udfs"}}}
 
 
 @cache
@@ -100,7 +101,7 @@ def mutated_sql(draw: st.DrawFn) -> str:
 def _check_answer(sql: str) -> str:
     """Admission's answer for `sql`, checked; returns 'refused' or 'accepted'."""
     started = time.perf_counter()
-    answer = problem({"sql": sql, "kafka": KAFKA})
+    answer = problem({"sql": sql, **SPEC})
     elapsed = time.perf_counter() - started
     assert elapsed < ANSWER_BUDGET_S, f"admission took {elapsed:.2f}s for {sql[:200]!r}"
     if answer is not None:
@@ -120,7 +121,7 @@ def _check_answer(sql: str) -> str:
 
 def test_every_seed_is_accepted_or_refused_only_as_not_executable_yet() -> None:
     assert len(seeds()) >= 10
-    answers = [problem({"sql": sql, "kafka": KAFKA}) for sql in seeds()]
+    answers = [problem({"sql": sql, **SPEC}) for sql in seeds()]
     assert all(answer is None or "error[E403]" in answer for answer in answers), answers
     assert [_check_answer(sql) for sql in seeds()].count("accepted") >= 8
 

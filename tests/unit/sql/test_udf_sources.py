@@ -151,6 +151,7 @@ def _install_entry_point(site: Path) -> None:
         f"[{ENTRY_POINT_GROUP}]\ndouble_len = acme_ep_udfs:double\n"
     )
     sys.path.insert(0, str(site))
+    installed_entry_points.cache_clear()  # the image's entry points are read once
 
 
 def test_an_entry_point_of_the_image_validates_and_loads_by_name_or_value(
@@ -184,3 +185,21 @@ def test_streamhouse_test_runs_a_query_with_a_udf_from_udf_path(
     assert [o["value"]["n"] for o in outputs] == [5]
     assert main([*args, "--udf-path", ""]) == 1
     assert "error[E415]" in capsys.readouterr().err
+
+
+def test_admission_refuses_a_directory_udf_when_no_directory_is_mounted(
+    tmp_path: Path, clean_modules: None
+) -> None:
+    sql = _query("fraud_detection:detect_fraud")
+    without = problem({"sql": sql, "kafka": {"bootstrapServers": "k:9092"}})
+    assert without is not None and without.startswith("spec.sql:2:62: error[E415]")
+    mounted = problem(
+        {
+            "sql": sql,
+            "kafka": {"bootstrapServers": "k:9092"},
+            "udfs": {"configMapRef": {"name": "fraud-udfs"}},
+        }
+    )
+    assert mounted is None
+    _install_entry_point(tmp_path)
+    assert problem({"sql": _query("double_len"), "kafka": {"bootstrapServers": "k:9092"}}) is None
