@@ -94,12 +94,17 @@ def definition_problem(definition: str, udf_directory: str | None = None) -> str
     )
     if top in sys.stdlib_module_names or top in sys.builtin_module_names:
         return f"'{definition}' names the Python standard library ({top}); {allowed}"
+    if top.startswith("_"):
+        return f"'{definition}': a UDF module name may not start with '_'; {allowed}"
+    installed = f"'{definition}' names installed code ({top}), not a UDF module; {allowed}"
     try:
         spec = importlib.util.find_spec(top)
-    except (ImportError, ValueError):
+    except ImportError:
         spec = None
+    except ValueError:  # loaded already, without a spec (e.g. __main__): not ours either
+        return installed
     if spec is not None and not _in_udf_directory(spec.origin, udf_directory):
-        return f"'{definition}' names installed code ({top}), not a UDF module; {allowed}"
+        return installed
     return None
 
 

@@ -54,6 +54,8 @@ def clean_modules() -> Iterator[None]:
         "sqlglot:parse_one",  # site-packages
         "confluent_kafka:Producer",
         "streamhouse_runtime.app:run",  # the runtime's own code
+        "__main__:main",
+        "_private_udfs:f",
     ],
 )
 def test_standard_library_and_installed_code_are_refused_at_validation(definition: str) -> None:
