@@ -69,6 +69,7 @@ from streamhouse_runtime.plan.nodes import Repartition, Sink, Source
 from streamhouse_runtime.plan.planner import plan_statement
 from streamhouse_runtime.plan.upgrade import state_fingerprint
 from streamhouse_runtime.program import load_single_query, load_udfs
+from streamhouse_runtime.sql.errors import SqlValidationError
 from streamhouse_runtime.state.backend import RocksdbStateBackend
 from streamhouse_runtime.state.changelog import (
     checkpoint_offset,
@@ -705,5 +706,10 @@ def run(config: RuntimeConfig) -> int:
         runtime = QueryRuntime(config)
     except SystemExit as exit_error:
         print(f"streamhouse run: {exit_error}", file=sys.stderr)
+        return 2
+    except SqlValidationError as invalid:
+        # The same coded errors as `streamhouse validate` and admission, not a traceback.
+        for error in invalid.errors:
+            print(error.render(config.query_file), file=sys.stderr)
         return 2
     return runtime.run()

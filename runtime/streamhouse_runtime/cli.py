@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Callable, Sequence
 from importlib.metadata import entry_points
@@ -53,6 +54,11 @@ def build_parser() -> argparse.ArgumentParser:
     test.add_argument("-i", "--input", required=True, help="input records (JSON)")
     test.add_argument("-o", "--output", help="expected output records (JSON)")
     test.add_argument("--record", help="write the produced records to this file")
+    test.add_argument(
+        "--udf-path",
+        default=os.environ.get("STREAMHOUSE_UDF_PATH", ""),
+        help="UDF directory (default: $STREAMHOUSE_UDF_PATH)",
+    )
     test.set_defaults(handler=_test)
     run = commands.add_parser("run", help="run one query (what every query pod runs)")
     run.add_argument("--query", help="SQL file (default: $STREAMHOUSE_QUERY_FILE)")

@@ -4,8 +4,14 @@ runtime can execute. The operator validates with this at apply time; pods load w
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import sys
 from collections.abc import Callable
+from importlib.machinery import PathFinder
+from importlib.metadata import EntryPoint
+from pathlib import Path
+from types import ModuleType
+from typing import cast
 
 from streamhouse_runtime.exec.topology import NotExecutable, split_stages
 from streamhouse_runtime.plan.nodes import Sink
@@ -13,11 +19,38 @@ from streamhouse_runtime.plan.planner import plan_statement
 from streamhouse_runtime.sql.analyzer import analyze
 from streamhouse_runtime.sql.errors import ErrorCode, SqlError, SqlValidationError
 from streamhouse_runtime.sql.query import AnalyzedStatement, Program
+from streamhouse_runtime.sql.udf_sources import (
+    ENTRY_POINT_GROUP,
+    definition_problem,
+    entry_point_value,
+    module_file,
+    register_directory,
+)
 
 
-def load_single_query(sql: str) -> tuple[Program, AnalyzedStatement]:
-    """Analyze `sql`; it must hold exactly one persistent query that the runtime can run."""
+def load_single_query(
+    sql: str, udf_directory_mounted: bool = True
+) -> tuple[Program, AnalyzedStatement]:
+    """Analyze `sql`; it must hold exactly one persistent query that the runtime can run.
+
+    `udf_directory_mounted`: the pods will have a UDF directory (the StreamQuery names a
+    ConfigMap in spec.udfs); without one, only `streamhouse.udfs` entry points can load.
+    """
     program = analyze(sql)
+    if not udf_directory_mounted:
+        for function in program.catalog.functions.values():
+            if entry_point_value(function.target) is None:
+                raise SqlValidationError(
+                    [
+                        SqlError(
+                            ErrorCode.UDF_NOT_LOADABLE,
+                            f"'{function.target}' is not a '{ENTRY_POINT_GROUP}' entry point "
+                            "and no UDF directory is mounted (spec.udfs.configMapRef)",
+                            function.line,
+                            function.column,
+                        )
+                    ]
+                )
     queries = program.persistent_queries
     if not queries:
         raise SqlValidationError(
@@ -55,15 +88,97 @@ def load_single_query(sql: str) -> tuple[Program, AnalyzedStatement]:
 
 
 def load_udfs(program: Program, udf_path: str = "") -> dict[str, Callable[..., object]]:
-    """Import every CREATE FUNCTION ... LANGUAGE PYTHON AS 'module:callable'."""
-    if udf_path and udf_path not in sys.path:
-        sys.path.insert(0, udf_path)
+    """Load the code of every CREATE FUNCTION, from where an administrator put it only.
+
+    A `streamhouse.udfs` entry point of the image is loaded through its entry point; any
+    other definition is a module of the UDF directory `udf_path` (the mounted ConfigMap),
+    found in that directory alone, never on sys.path (see `sql.udf_sources`). Raises
+    SqlValidationError (E414, E415) at the definition for anything else.
+    """
     functions: dict[str, Callable[..., object]] = {}
     for function in program.catalog.functions.values():
-        module_name, _, attribute = function.target.partition(":")
-        module = importlib.import_module(module_name)
-        target = getattr(module, attribute)
-        if not callable(target):
-            raise TypeError(f"{function.target} is not callable")
+        try:
+            target = _load_udf(function.target, udf_path)
+        except _UdfError as error:
+            raise SqlValidationError(
+                [SqlError(error.code, str(error), function.line, function.column)]
+            ) from None
         functions[function.name] = target
     return functions
+
+
+class _UdfError(Exception):
+    def __init__(self, code: ErrorCode, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def _load_udf(definition: str, udf_path: str) -> Callable[..., object]:
+    value = entry_point_value(definition)
+    if value is not None:
+        entry = EntryPoint(name=definition, value=value, group=ENTRY_POINT_GROUP)
+        try:
+            target = entry.load()
+        except Exception as error:  # the entry point's own import failed
+            raise _UdfError(
+                ErrorCode.UDF_NOT_LOADABLE,
+                f"entry point {definition} ({value}) failed to load: {type(error).__name__}",
+            ) from error
+        return _callable(definition, target)
+    problem = definition_problem(definition, udf_path or None)
+    if problem is not None:
+        raise _UdfError(ErrorCode.UDF_CODE_NOT_ALLOWED, problem)
+    if not udf_path:
+        raise _UdfError(
+            ErrorCode.UDF_NOT_LOADABLE,
+            f"'{definition}' is neither a '{ENTRY_POINT_GROUP}' entry point nor loadable: no UDF "
+            "directory is configured (STREAMHOUSE_UDF_PATH; the StreamQuery's spec.udfs)",
+        )
+    module_name, _, attribute = definition.partition(":")
+    module = _import_from_directory(module_name, udf_path)
+    if not hasattr(module, attribute):
+        raise _UdfError(
+            ErrorCode.UDF_NOT_LOADABLE, f"module {module_name} has no attribute {attribute}"
+        )
+    return _callable(definition, getattr(module, attribute))
+
+
+def _import_from_directory(module_name: str, udf_path: str) -> ModuleType:
+    """Import `module_name` whose top-level package is found in `udf_path` only."""
+    top = module_name.split(".")[0]
+    loaded = sys.modules.get(top)
+    if loaded is None or module_file(udf_path, top) != _file_of(loaded):
+        spec = PathFinder.find_spec(top, [udf_path])
+        if spec is None or spec.loader is None:
+            raise _UdfError(
+                ErrorCode.UDF_NOT_LOADABLE, f"no module {top} in the UDF directory {udf_path}"
+            )
+        # Siblings the module imports resolve after the standard library and site-packages,
+        # so a UDF directory can never shadow them.
+        register_directory(udf_path)
+        if udf_path not in sys.path:
+            sys.path.append(udf_path)
+        loaded = importlib.util.module_from_spec(spec)
+        sys.modules[top] = loaded
+        try:
+            spec.loader.exec_module(loaded)
+        except Exception as error:
+            del sys.modules[top]
+            raise _UdfError(
+                ErrorCode.UDF_NOT_LOADABLE,
+                f"module {top} of the UDF directory failed to load: {type(error).__name__}: "
+                f"{error}",
+            ) from error
+    # Submodules are searched in the package's __path__, which lies in the directory.
+    return importlib.import_module(module_name) if module_name != top else loaded
+
+
+def _file_of(module: ModuleType) -> Path | None:
+    origin = getattr(module, "__file__", None)
+    return Path(origin) if origin else None
+
+
+def _callable(definition: str, target: object) -> Callable[..., object]:
+    if not callable(target):
+        raise _UdfError(ErrorCode.UDF_NOT_LOADABLE, f"{definition} is not callable")
+    return cast(Callable[..., object], target)

@@ -10,6 +10,7 @@ from typing import Any
 
 from streamhouse_runtime.plan.explain import explain_json, explain_text
 from streamhouse_runtime.plan.planner import plan_statement
+from streamhouse_runtime.program import load_single_query
 from streamhouse_runtime.sql.analyzer import analyze
 from streamhouse_runtime.sql.errors import ErrorCode, SqlError, SqlValidationError
 from streamhouse_runtime.sql.query import Program
@@ -21,22 +22,28 @@ def read_sql(path: str) -> str:
     return data.decode("utf-8", errors="replace")
 
 
-def _load(path: str) -> tuple[Program | None, list[SqlError]]:
+def _load(path: str, deployable: bool = False) -> tuple[Program | None, list[SqlError]]:
+    """The analyzed file, or its errors. `deployable`: it must also be what a StreamQuery
+    runs (exactly one persistent query the runtime executes), checked by the same function
+    as admission, reconcile and `streamhouse run`."""
     try:
         text = read_sql(path)
     except OSError as error:
         return None, [SqlError(ErrorCode.EMPTY_INPUT, f"cannot read file: {error.strerror}", 1, 1)]
     try:
-        return analyze(text), []
+        return (load_single_query(text)[0] if deployable else analyze(text)), []
     except SqlValidationError as invalid:
         return None, invalid.errors
 
 
 def validate(args: argparse.Namespace) -> int:
-    """Exit 0 when every file is valid; else one `FILE:LINE:COL: error[CODE]: msg` per problem."""
+    """Exit 0 when every file is valid; else one `FILE:LINE:COL: error[CODE]: msg` per problem.
+
+    By default a file must be deployable as one StreamQuery (admission's answer); with
+    `--library` each statement is only checked on its own (a file of many queries)."""
     failed = False
     for path in args.files:
-        _, errors = _load(path)
+        _, errors = _load(path, deployable=not args.library)
         for error in errors:
             print(error.render(path), file=sys.stderr)
         failed = failed or bool(errors)
@@ -76,6 +83,11 @@ def explain(args: argparse.Namespace) -> int:
 def register(commands: Any) -> None:
     check = commands.add_parser("validate", help="check SQL files; exit 1 on any problem")
     check.add_argument("files", nargs="+", metavar="FILE", help="SQL files ('-' for stdin)")
+    check.add_argument(
+        "--library",
+        action="store_true",
+        help="check each statement on its own; the file need not be one deployable query",
+    )
     check.set_defaults(handler=validate)
     show = commands.add_parser("explain", help="print the logical plan of each query")
     show.add_argument("file", metavar="FILE", help="a SQL file ('-' for stdin)")

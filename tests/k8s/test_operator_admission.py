@@ -103,3 +103,35 @@ def test_kubectl_apply_rejects_bad_sql_with_its_line_and_column(
         "apply", "-n", namespace, "-f", "-", input_text=_manifest("good", good)
     )
     assert "streamquery.streamhouse.io/good created" in output
+
+    # The front end's hardening reaches `kubectl apply`: foreign UDF code, stray commas and
+    # Kafka-internal topics are refused by the webhook with their codes.
+    for name, sql, expected in HOSTILE:
+        with pytest.raises(subprocess.CalledProcessError) as denied:
+            control_plane.kubectl(
+                "apply", "--dry-run=server", "-n", namespace, "-f", "-",
+                input_text=_manifest(name, sql),
+            )  # fmt: skip
+        assert "denied the request" in denied.value.stderr
+        assert expected in denied.value.stderr, denied.value.stderr
+
+
+HOSTILE = [
+    (
+        "shell-udf",
+        "CREATE STREAM orders (order_id BIGINT, note VARCHAR) WITH (kafka_topic = 'orders');\n"
+        "CREATE FUNCTION sh(x VARCHAR) RETURNS INT LANGUAGE PYTHON AS 'os:system';\n"
+        "CREATE STREAM out AS SELECT sh(note) AS n FROM orders;\n",
+        "spec.sql:2:62: error[E414]",
+    ),
+    (
+        "stray-comma",
+        BAD_SQL.replace("SELECT *", "SELECT order_id,, amount").replace("amout", "amount"),
+        "spec.sql:3:39: error[E001]",
+    ),
+    (
+        "internal-topic",
+        BAD_SQL.replace("'orders'", "'__consumer_offsets'"),
+        "spec.sql:2:23: error[E411]",
+    ),
+]

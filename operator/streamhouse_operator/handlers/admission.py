@@ -22,7 +22,7 @@ def problem(spec: Mapping[str, Any]) -> str | None:
         first = invalid.errors()[0]
         return f"spec.{'.'.join(str(p) for p in first['loc'])}: {first['msg']}"
     try:
-        load_single_query(parsed.sql)
+        load_single_query(parsed.sql, udf_directory_mounted=parsed.udfs is not None)
     except SqlValidationError as invalid:
         return "; ".join(error.render("spec.sql") for error in invalid.errors[:5])
     return None

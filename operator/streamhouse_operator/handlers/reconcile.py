@@ -208,7 +208,7 @@ def reconcile(
         error = QueryError(code="INVALID_SPEC", message=first["msg"], field=field)
         return _failed(status, generation, error, "InvalidSpec", now)
     try:
-        _, statement = load_single_query(parsed.sql)
+        _, statement = load_single_query(parsed.sql, udf_directory_mounted=parsed.udfs is not None)
     except SqlValidationError as invalid:
         sql_error = invalid.errors[0]
         error = QueryError(

@@ -1,7 +1,8 @@
 """Semantic analysis: a SQL text in, a checked and typed `Program` out, or exact errors.
 
-`analyze(text)` is the single entry point shared by `streamhouse validate`, the operator's
-admission webhook and reconcile, and the runtime: what it accepts, the runtime can run.
+`analyze(text)` is the front end's single entry point. `program.load_single_query`, which
+`streamhouse validate`, the operator's admission webhook and reconcile, and `streamhouse run`
+all call, builds on it: what that accepts, the runtime can run.
 """
 
 from __future__ import annotations
@@ -24,15 +25,22 @@ from streamhouse_runtime.sql.binder import (
     is_aggregate_call,
 )
 from streamhouse_runtime.sql.catalog import Catalog, Column, Format, Function, Source, SourceKind
-from streamhouse_runtime.sql.ddl import UnsupportedType, property_map, source_from_ddl, sql_type
-from streamhouse_runtime.sql.dialect import parse_statements
+from streamhouse_runtime.sql.ddl import (
+    UnsupportedType,
+    check_topic,
+    property_map,
+    source_from_ddl,
+    sql_type,
+    topic_setting,
+)
+from streamhouse_runtime.sql.dialect import LANGUAGE_OFFSET_META, NestingTooDeep, parse_statements
 from streamhouse_runtime.sql.errors import (
     ErrorCode,
     SqlError,
     SqlValidationError,
     suggestion,
 )
-from streamhouse_runtime.sql.limits import check_limits, position
+from streamhouse_runtime.sql.limits import check_limits, position, small_int
 from streamhouse_runtime.sql.pattern import (
     PatternAlt,
     PatternConcat,
@@ -59,7 +67,14 @@ from streamhouse_runtime.sql.query import (
     WindowSpec,
     WindowSyntax,
 )
+from streamhouse_runtime.sql.tree_checks import check_trees, deepest_node
 from streamhouse_runtime.sql.types import TypeKind
+from streamhouse_runtime.sql.udf_sources import (
+    ENTRY_POINT_GROUP,
+    definition_problem,
+    entry_point_value,
+    is_well_formed,
+)
 
 ROWTIME = "ROWTIME"
 SINK_PROPERTIES = {
@@ -102,28 +117,35 @@ def analyze(text: str) -> Program:
     if problem is not None:
         raise SqlValidationError([problem])
     try:
-        statements = parse_statements(text)
+        statements: list[exp.Expr] = [s for s in parse_statements(text) if s is not None]
     except ParseError as error:
         raise SqlValidationError([_syntax_error(text, error)]) from None
+    except NestingTooDeep as too_deep:
+        raise SqlValidationError([_too_deep(*position(text, too_deep.offset))]) from None
     except RecursionError:
-        raise SqlValidationError([_too_deep()]) from None
+        raise SqlValidationError([_too_deep(1, 1)]) from None
     except (TokenError, ValueError) as error:
         message = str(error).splitlines()[0] if str(error) else type(error).__name__
         raise SqlValidationError([SqlError(ErrorCode.SYNTAX, message, 1, 1)]) from None
     analyzer = _ProgramAnalyzer(text)
+    # Long operator chains (a + a + ... or NOT NOT ...) nest without parentheses.
+    problem = check_trees(statements, analyzer.locator)
+    if problem is not None:
+        raise SqlValidationError([problem])
     try:
-        return analyzer.run([s for s in statements if s is not None])
+        return analyzer.run(statements)
     except RecursionError:
-        # Long operator chains (a + a + ... or NOT NOT ...) nest without parentheses.
-        raise SqlValidationError([_too_deep()]) from None
+        deepest = deepest_node(statements)
+        line, column = analyzer.locator.of(deepest) if deepest is not None else (1, 1)
+        raise SqlValidationError([_too_deep(line, column)]) from None
 
 
-def _too_deep() -> SqlError:
+def _too_deep(line: int, column: int) -> SqlError:
     return SqlError(
         ErrorCode.NESTING_TOO_DEEP,
-        "the statement nests expressions too deeply to analyze; split it up",
-        1,
-        1,
+        "the statement nests expressions too deeply to analyze here; split it up",
+        line,
+        column,
     )
 
 
@@ -242,19 +264,30 @@ class _ProgramAnalyzer:
             value_format = _format(props["value_format"], self.fail)
         if "key_format" in props:
             key_format = _format(props["key_format"], self.fail)
-        partitions = props.get("partitions", (None, node))[0]
+        partitions = topic_setting(props, "partitions", self.fail)
+        replicas = topic_setting(props, "replicas", self.fail)
+        if "kafka_topic" in props:
+            topic, topic_node = str(props["kafka_topic"][0]), props["kafka_topic"][1]
+            check_topic(topic, topic_node, True, self.fail)
+        else:
+            topic, topic_node = name, node.this
+            check_topic(
+                topic, topic_node, True, self.fail, f"the sink topic defaults to the name {name}: "
+            )
+        self._check_not_reading_itself(topic, query, topic_node)
         sink = Source(
             name=name,
             kind=kind,
             columns=tuple(
                 Column(col, typ, key=col in query.key_fields) for col, typ in query.output_columns
             ),
-            topic=str(props.get("kafka_topic", (name, node))[0]),
+            topic=topic,
             value_format=value_format,
             key_format=key_format,
             key_columns=tuple(k for k in query.key_fields),
             timestamp_column=None,
-            partitions=partitions if isinstance(partitions, int) else first.partitions,
+            partitions=partitions if partitions is not None else first.partitions,
+            replicas=replicas,
             derived=True,
         )
         self._register(sink, node)
@@ -273,6 +306,7 @@ class _ProgramAnalyzer:
         if target.kind is not SourceKind.STREAM:
             self.fail(ErrorCode.UNSUPPORTED, "INSERT INTO needs a STREAM target", node.this)
         query = _QueryAnalyzer(self, node.args["expression"]).analyze()
+        self._check_not_reading_itself(target.topic, query, node.this)
         produced = dict((c.lower(), (c, ty)) for c, ty in query.output_columns)
         for column in target.columns:
             found = produced.pop(column.name.lower(), None)
@@ -300,28 +334,43 @@ class _ProgramAnalyzer:
             StatementKind.INSERT_INTO, node, line, name, query=query, sink=target
         )
 
+    def _check_not_reading_itself(self, topic: str, query: AnalyzedQuery, node: exp.Expr) -> None:
+        # A query that writes into a topic it reads consumes its own output forever.
+        for relation in query.relations:
+            if relation.source.topic == topic:
+                self.fail(
+                    ErrorCode.SINK_IS_SOURCE,
+                    f"the query writes to topic '{topic}', which it also reads "
+                    f"(through {relation.source.name}): it would consume its own output",
+                    node,
+                )
+
     def _create_function(self, node: nodes.CreateFunction, line: int) -> AnalyzedStatement:
         name = node.this.name
         language = str(node.args["language"]).upper()
         if language != "PYTHON":
-            self.fail(
-                ErrorCode.UNSUPPORTED_LANGUAGE,
-                f"LANGUAGE {language} is not supported: write the function in Python "
-                "(LANGUAGE PYTHON AS 'module:callable')",
-                node,
+            offset = node.meta.get(LANGUAGE_OFFSET_META)
+            line, column = position(self.text, offset) if isinstance(offset, int) else (1, 1)
+            raise _Stop(
+                SqlError(
+                    ErrorCode.UNSUPPORTED_LANGUAGE,
+                    f"LANGUAGE {language} is not supported: write the function in Python "
+                    "(LANGUAGE PYTHON AS 'module:callable')",
+                    line,
+                    column,
+                )
             )
         definition = node.args["definition"].name
-        module, _, attribute = definition.partition(":")
-        if (
-            not module
-            or not attribute
-            or not all(part.isidentifier() for part in [*module.split("."), attribute])
-        ):
+        if not is_well_formed(definition) and entry_point_value(definition) is None:
             self.fail(
                 ErrorCode.INVALID_PROPERTY,
-                f"function body '{definition}' must be 'module:callable'",
+                f"function body '{definition}' must be 'module:callable' or the name of a "
+                f"'{ENTRY_POINT_GROUP}' entry point",
                 node.args["definition"],
             )
+        code_problem = definition_problem(definition)
+        if code_problem is not None:
+            self.fail(ErrorCode.UDF_CODE_NOT_ALLOWED, code_problem, node.args["definition"])
         parameters: list[Column] = []
         for param in node.args.get("params") or []:
             try:
@@ -332,7 +381,10 @@ class _ProgramAnalyzer:
             returns = sql_type(node.args["returns"])
         except UnsupportedType as unsupported:
             self.fail(ErrorCode.UNSUPPORTED, f"unsupported type {unsupported}", node)
-        self.catalog.add_function(Function(name, tuple(parameters), returns, definition))
+        line, column = self.locator.of(node.args["definition"])
+        self.catalog.add_function(
+            Function(name, tuple(parameters), returns, definition, line, column)
+        )
         return AnalyzedStatement(StatementKind.CREATE_FUNCTION, node, line, name)
 
 
@@ -1022,9 +1074,10 @@ class _QueryAnalyzer:
                 self.fail(ErrorCode.UNSUPPORTED, "RANGE frames need an INTERVAL", frame)
             size = interval_ms(start, self.fail)
         elif kind == "ROWS":
-            if not (isinstance(start, exp.Literal) and start.name.isdigit()):
+            rows = small_int(start.name) if isinstance(start, exp.Literal) else None
+            if rows is None:
                 self.fail(ErrorCode.UNSUPPORTED, "ROWS frames need a row count", frame)
-            size = int(start.name)
+            size = rows
         else:
             self.fail(ErrorCode.UNSUPPORTED, f"unsupported frame {kind}", frame)
         return partition, time_field, kind, size
@@ -1287,13 +1340,14 @@ class _QueryAnalyzer:
                 )
                 offset = 1 if name in ("PREV", "NEXT") else 0
                 if len(args) > 1:
-                    if not (isinstance(args[1], exp.Literal) and args[1].name.isdigit()):
+                    given = small_int(args[1].name) if isinstance(args[1], exp.Literal) else None
+                    if given is None:
                         self.fail(
                             ErrorCode.WRONG_ARGUMENT_TYPE,
                             f"{name}'s offset must be an integer literal",
                             args[1],
                         )
-                    offset = int(args[1].name)
+                    offset = given
                 return bound.Call(target.type, name, (target, bound.Literal(t.INTEGER, offset)))
             if is_aggregate_call(node):
                 call = self.binder.aggregate(

@@ -36,6 +36,7 @@ UNIT_MS = {
     "DAY": 86_400_000,
     "WEEK": 604_800_000,
 }
+MAX_INTERVAL_MS = 1_000_000 * 365 * UNIT_MS["DAY"]  # a million years
 
 _COMPARISONS: dict[type[exp.Expr], str] = {
     exp.EQ: "=",
@@ -78,6 +79,11 @@ def interval_ms(node: exp.Expr, fail: Fail) -> int:
         amount = Decimal(amount_text)
     except InvalidOperation:
         fail(ErrorCode.INVALID_LITERAL, f"interval amount '{amount_text}' is not a number", node)
+    # NaN and Infinity have no length; beyond a million years no window means anything.
+    if not amount.is_finite() or abs(amount) * UNIT_MS[unit] > MAX_INTERVAL_MS:
+        fail(
+            ErrorCode.INVALID_LITERAL, f"interval amount '{amount_text[:40]}' is out of range", node
+        )
     milliseconds = int(amount * UNIT_MS[unit])
     if milliseconds <= 0:
         fail(ErrorCode.INVALID_LITERAL, "intervals must be positive", node)

@@ -66,7 +66,9 @@ class Function:
     name: str
     parameters: tuple[Column, ...]
     returns: SqlType
-    target: str  # "module:callable"
+    target: str  # "module:callable", or a `streamhouse.udfs` entry point name
+    line: int = 1  # where the definition string is, for errors when it is loaded
+    column: int = 1
 
 
 @dataclass

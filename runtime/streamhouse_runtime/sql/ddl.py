@@ -12,6 +12,8 @@ from streamhouse_runtime.sql import nodes
 from streamhouse_runtime.sql import types as t
 from streamhouse_runtime.sql.catalog import Column, Format, Source, SourceKind
 from streamhouse_runtime.sql.errors import ErrorCode, suggestion
+from streamhouse_runtime.sql.limits import small_int
+from streamhouse_runtime.sql.topics import MAX_PARTITIONS, MAX_REPLICAS, topic_problem
 from streamhouse_runtime.sql.types import SqlType, TypeKind
 
 # Raises the user-facing error for a node; never returns.
@@ -69,7 +71,9 @@ def sql_type(node: exp.DataType) -> SqlType:
         return _SIMPLE_TYPES[kind]
     params = node.expressions
     if kind in (exp.DataType.Type.DECIMAL, exp.DataType.Type.BIGDECIMAL):
-        numbers = [int(p.this.name) if isinstance(p.this, exp.Literal) else 0 for p in params]
+        numbers = [
+            (small_int(p.this.name) or 0) if isinstance(p.this, exp.Literal) else 0 for p in params
+        ]
         precision = numbers[0] if numbers else 10
         scale = numbers[1] if len(numbers) > 1 else 0
         if not 1 <= precision <= t.MAX_DECIMAL_PRECISION or not 0 <= scale <= precision:
@@ -117,7 +121,8 @@ def property_map(
             value = bool(value_node.this)
         elif isinstance(value_node, exp.Literal):
             text = value_node.name
-            value = int(text) if not value_node.is_string and text.isdigit() else text
+            number = None if value_node.is_string else small_int(text, max_digits=30)
+            value = number if number is not None else text
         elif isinstance(value_node, exp.Expr):
             value = value_node.name
         result[name] = (value, value_node if isinstance(value_node, exp.Expr) else prop)
@@ -136,6 +141,32 @@ def _positive(value: object, node: exp.Expr, name: str, fail: Fail) -> int:
     if isinstance(value, int) and value > 0:
         return value
     fail(ErrorCode.INVALID_PROPERTY, f"{name} must be a positive integer", node)
+
+
+_UPPER_BOUNDS = {"partitions": MAX_PARTITIONS, "replicas": MAX_REPLICAS}
+
+
+def topic_setting(props: dict[str, tuple[object, exp.Expr]], name: str, fail: Fail) -> int | None:
+    """`partitions` or `replicas` from WITH, a positive integer within Kafka's bounds."""
+    if name not in props:
+        return None
+    value, node = props[name]
+    count = _positive(value, node, name, fail)
+    if count > _UPPER_BOUNDS[name]:
+        fail(
+            ErrorCode.OUT_OF_RANGE,
+            f"{name} = {count} is out of range: at most {_UPPER_BOUNDS[name]}",
+            node,
+        )
+    return count
+
+
+def check_topic(topic: str, node: exp.Expr, written: bool, fail: Fail, what: str = "") -> None:
+    """Refuse a topic name Kafka or StreamHouse would refuse, at the node that names it."""
+    problem = topic_problem(topic, written)
+    if problem is not None:
+        code, message = problem
+        fail(code, f"{what}{message}", node)
 
 
 def _columns(statement: nodes.CreateSource, fail: Fail) -> tuple[list[Column], list[str]]:
@@ -241,10 +272,9 @@ def source_from_ddl(statement: nodes.CreateSource, fail: Fail) -> Source:
             statement.this,
         )
     timestamp_format = str(props["timestamp_format"][0]) if "timestamp_format" in props else None
-    partitions = (
-        _positive(*props["partitions"], "partitions", fail) if "partitions" in props else None
-    )
-    replicas = _positive(*props["replicas"], "replicas", fail) if "replicas" in props else None
+    partitions = topic_setting(props, "partitions", fail)
+    replicas = topic_setting(props, "replicas", fail)
+    check_topic(str(props["kafka_topic"][0]), props["kafka_topic"][1], False, fail)
     return Source(
         name=name,
         kind=kind,

@@ -55,7 +55,9 @@ from streamhouse_runtime.sql.nodes import (
 )
 from streamhouse_runtime.sql.pattern import PatternError, parse_pattern
 
-__all__ = ["StreamHouse", "parse_statements"]
+__all__ = ["NestingTooDeep", "StreamHouse", "parse_statements"]
+
+T = t.TypeVar("T")
 
 # Singular forms of every unit we normalise; ksqlDB accepts both numbers, SQL intervals often
 # carry plurals ("INTERVAL '5' MINUTES"), and the analyzer should only ever see one spelling.
@@ -100,6 +102,8 @@ _NOT_TABLE_ALIASES = frozenset(("EMIT", "WITHIN"))
 # sqlglot's catch-all exp.Command.
 _QUERY_START_TOKENS = frozenset((TokenType.SELECT, TokenType.WITH, TokenType.L_PAREN))
 _WITHIN_META = "streamhouse.within"
+# Where a CREATE FUNCTION's LANGUAGE keyword starts (the language is kept as a plain string).
+LANGUAGE_OFFSET_META = "streamhouse.language_offset"
 
 
 def _singular_unit(unit: str) -> str:
@@ -120,6 +124,9 @@ class StreamHouse(Postgres):
     INDEX_OFFSET = 0
 
     class Tokenizer(Postgres.Tokenizer):
+        # ksqlDB and Flink quote identifiers with backticks; they quote exactly like double
+        # quotes (spelling kept, any character, a doubled quote escapes itself).
+        IDENTIFIERS: t.ClassVar = ['"', "`"]
         KEYWORDS: t.ClassVar = {
             **Postgres.Tokenizer.KEYWORDS,
             # Postgres has no MATCH_RECOGNIZE; without the keyword it is read as a table alias.
@@ -179,6 +186,63 @@ class StreamHouse(Postgres):
         # Set by _parse_join just before sqlglot parses the joined table, consumed by the first
         # _parse_table call: only that table may be followed by WITHIN.
         _join_table_pending = False
+
+        # -- types -------------------------------------------------------------------------------
+
+        def _parse_types(
+            self,
+            check_func: bool = False,
+            schema: bool = False,
+            allow_identifiers: bool = True,
+            with_collation: bool = False,
+        ) -> exp.Expr | None:
+            # In an expression, sqlglot first tries `ARRAY[...]` as a type (Postgres's
+            # `INT ARRAY[3]`), parses the whole bracket, then retreats and parses it again as
+            # an array: twice per level, so 30 nested `ARRAY[` take hours. A type never starts
+            # with `ARRAY[` or `MAP[` in our grammar (ARRAY<T>, MAP<K, V>), so skip the attempt.
+            if (
+                check_func
+                and self._curr is not None
+                and self._curr.token_type in (TokenType.ARRAY, TokenType.MAP)
+                and self._next is not None
+                and self._next.token_type == TokenType.L_BRACKET
+            ):
+                return None
+            return super()._parse_types(check_func, schema, allow_identifiers, with_collation)
+
+        # -- lists -------------------------------------------------------------------------------
+
+        def _parse_csv(
+            self, parse_method: t.Callable[[], T | None], sep: TokenType = TokenType.COMMA
+        ) -> list[T]:
+            # sqlglot skips an empty list item, so `a,, b`, `, a`, `IN (,)` and `f(s,, 3)` read
+            # as if the stray comma were not there (`f(s, 3)`: another meaning). Every
+            # comma-separated list of the grammar comes through here; an empty item is a syntax
+            # error at the stray comma (or, for a trailing comma, at that comma).
+            if sep != TokenType.COMMA:
+                return super()._parse_csv(parse_method, sep)
+            first = parse_method()
+            if first is None:
+                if self._curr is not None and self._curr.token_type == TokenType.COMMA:
+                    self.raise_error("Unexpected ',': a list item is missing before it", self._curr)
+                return []
+            items = [first]
+            parse_result: T | None = first
+            while self._match(sep):
+                comma = self._prev
+                if isinstance(parse_result, exp.Expr):
+                    self._add_comments(parse_result)
+                parse_result = parse_method()
+                if parse_result is None:
+                    if self._curr is not None and self._curr.token_type == TokenType.COMMA:
+                        self.raise_error(
+                            "Unexpected ',': a list item is missing before it", self._curr
+                        )
+                    following = self._curr.text if self._curr is not None else "the end"
+                    self.raise_error(f"Unexpected ',' before {following}", comma)
+                    break
+                items.append(parse_result)
+            return items
 
         # -- statements --------------------------------------------------------------------------
 
@@ -319,6 +383,7 @@ class StreamHouse(Postgres):
 
             # Accept the clauses in any order (Flink writes AS before LANGUAGE), each once.
             clauses: dict[str, exp.Expr] = {}
+            language_token: Token | None = None
             while self._curr:
                 token = self._curr
                 if self._match_text_seq("RETURNS"):
@@ -326,6 +391,7 @@ class StreamHouse(Postgres):
                     value = self._parse_types()
                 elif self._match_text_seq("LANGUAGE"):
                     key = "language"
+                    language_token = token
                     value = self._parse_id_var(any_token=True)
                 elif self._match(TokenType.ALIAS):
                     key = "definition"
@@ -348,7 +414,7 @@ class StreamHouse(Postgres):
                 if key not in clauses:
                     self.raise_error(f"CREATE FUNCTION requires {clause}")
             language = clauses.get("language")
-            return self.expression(
+            function = self.expression(
                 CreateFunction(
                     this=name,
                     params=params,
@@ -358,6 +424,9 @@ class StreamHouse(Postgres):
                     replace=replace,
                 )
             )
+            if language_token is not None:
+                function.meta[LANGUAGE_OFFSET_META] = language_token.start
+            return function
 
         def _parse_function_param(self) -> exp.Expr:
             name = self._parse_id_var(any_token=True)
@@ -1046,6 +1115,7 @@ def parse_statements(sql: str) -> list[exp.Expression]:
     Returns one tree per statement (empty statements, e.g. a trailing ``;``, are skipped).
 
     Raises:
+        NestingTooDeep: when the text nests deeper than the parser can recurse.
         sqlglot.errors.ParseError: on any syntax error, including unterminated strings and
             comments; its ``errors`` list carries ``line``, ``col`` (1-based, of the last
             character of the offending token), ``description`` and ``highlight``.
@@ -1057,11 +1127,27 @@ def parse_statements(sql: str) -> list[exp.Expression]:
     except TokenError as error:
         raise _token_error(sql, tokenizer, error) from error
     parser = dialect.parser(error_level=ErrorLevel.IMMEDIATE)
+    try:
+        trees = parser.parse(tokens, sql)
+    except RecursionError:
+        # sqlglot's parser recurses per level of NOT, CASE, unary minus...; the token it had
+        # reached is where the text nests too deeply.
+        token = parser._curr or parser._prev
+        offset = token.start if token is not None else 0
+        raise NestingTooDeep(offset) from None
     return [
         tree
-        for tree in parser.parse(tokens, sql)
+        for tree in trees
         if isinstance(tree, exp.Expression) and not isinstance(tree, exp.Semicolon)
     ]
+
+
+class NestingTooDeep(Exception):
+    """The parser ran out of recursion at character `offset` of the SQL text."""
+
+    def __init__(self, offset: int) -> None:
+        super().__init__(f"nesting too deep at offset {offset}")
+        self.offset = offset
 
 
 def _token_error(sql: str, tokenizer: object, error: TokenError) -> ParseError:

@@ -17,6 +17,7 @@ class ErrorCode(StrEnum):
     NESTING_TOO_DEEP = "E003"
     INVALID_CHARACTERS = "E004"
     EMPTY_INPUT = "E005"
+    EMPTY_IDENTIFIER = "E006"
     # Names
     UNKNOWN_SOURCE = "E101"
     UNKNOWN_COLUMN = "E102"
@@ -51,6 +52,14 @@ class ErrorCode(StrEnum):
     MULTIPLE_PERSISTENT_QUERIES = "E406"
     INVALID_PATTERN = "E407"
     TIMESTAMP_REQUIRED = "E408"
+    # Kafka topics and WITH settings
+    INVALID_TOPIC_NAME = "E410"
+    INTERNAL_TOPIC = "E411"
+    SINK_IS_SOURCE = "E412"
+    OUT_OF_RANGE = "E413"
+    # User-defined function code
+    UDF_CODE_NOT_ALLOWED = "E414"
+    UDF_NOT_LOADABLE = "E415"
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,17 @@ MAX_SQL_BYTES = 262_144  # the CRD's spec.sql maxLength
 MAX_NESTING = 32
 
 
+def small_int(text: str, max_digits: int = 18) -> int | None:
+    """`text` as an int when it is at most `max_digits` ASCII digits, else None.
+
+    Not str.isdigit() + int(): that accepts superscripts int() rejects, and int() refuses
+    (ValueError) strings of more than 4,300 digits.
+    """
+    if 0 < len(text) <= max_digits and text.isascii() and text.isdigit():
+        return int(text)
+    return None
+
+
 def position(text: str, offset: int) -> tuple[int, int]:
     """1-based (line, column) of a character offset."""
     offset = max(0, min(offset, len(text)))

@@ -94,11 +94,11 @@ def _normalize(value: Any) -> Any:
 class OfflineRun:
     """Executes every persistent query of a program, in order, over in-memory topics."""
 
-    def __init__(self, program: Program) -> None:
+    def __init__(self, program: Program, udf_path: str = "") -> None:
         self.program = program
         self.memory = MemoryTopics()
         self.topics = self.memory.records
-        self.udfs = load_udfs(program)
+        self.udfs = load_udfs(program, udf_path)
 
     def source_for_topic(self, topic: str) -> Source | None:
         return next((s for s in self.program.catalog.sources.values() if s.topic == topic), None)
@@ -311,7 +311,7 @@ def run_test(args: argparse.Namespace) -> int:
         if not program.persistent_queries:
             print(f"{args.statements}: no persistent query to test", file=sys.stderr)
             return 1
-        run = OfflineRun(program)
+        run = OfflineRun(program, getattr(args, "udf_path", None) or "")
         run.feed(_read_json(args.input, "inputs"))
         notes = run.run()
     except SqlValidationError as invalid:

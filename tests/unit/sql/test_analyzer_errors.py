@@ -206,8 +206,8 @@ CASES: list[tuple[str, str, str]] = [
     ),
     (
         "rust-udf",
-        "§CREATE FUNCTION detect_fraud(amount DECIMAL, velocity INT)\n"
-        "  RETURNS BOOLEAN LANGUAGE RUST AS 'fraud_detection.so'",
+        "CREATE FUNCTION detect_fraud(amount DECIMAL, velocity INT)\n"
+        "  RETURNS BOOLEAN §LANGUAGE RUST AS 'fraud_detection.so'",
         "E404",
     ),
     (
