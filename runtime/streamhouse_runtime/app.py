@@ -43,6 +43,7 @@ from confluent_kafka import (
 from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
 from streamhouse_runtime.config import RuntimeConfig
+from streamhouse_runtime.endpoints import HealthState, serve
 from streamhouse_runtime.exec.pipeline import (
     DEDUP_STORE,
     ErrorPolicy,
@@ -58,7 +59,7 @@ from streamhouse_runtime.exec.topology import (
     split_stages,
 )
 from streamhouse_runtime.io.registry import SchemaRegistry
-from streamhouse_runtime.metrics import HealthState, RuntimeMetrics, serve
+from streamhouse_runtime.metrics import RuntimeMetrics
 from streamhouse_runtime.plan.nodes import Repartition, Sink, Source
 from streamhouse_runtime.plan.planner import plan_statement
 from streamhouse_runtime.plan.upgrade import state_fingerprint
