@@ -17,6 +17,7 @@ checkpointed input counts twice; outputs produced after it may repeat (at-least-
 
 from __future__ import annotations
 
+import functools
 import gc
 import hashlib
 import logging
@@ -43,7 +44,7 @@ from confluent_kafka import (
 from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
 from streamhouse_runtime.config import RuntimeConfig
-from streamhouse_runtime.endpoints import HealthState, serve
+from streamhouse_runtime.endpoints import HealthState, results_route, serve
 from streamhouse_runtime.exec.pipeline import (
     DEDUP_STORE,
     ErrorPolicy,
@@ -53,6 +54,7 @@ from streamhouse_runtime.exec.pipeline import (
     StageExecutor,
     StageSettings,
 )
+from streamhouse_runtime.exec.results import TableReader
 from streamhouse_runtime.exec.topology import (
     internal_topic,
     plan_fingerprint,
@@ -365,7 +367,11 @@ class QueryRuntime:
 
     def run(self) -> int:
         server = serve(
-            self.metrics, self.health, self.config.bind_address, self.config.metrics_port
+            self.metrics,
+            self.health,
+            self.config.bind_address,
+            self.config.metrics_port,
+            {"/results": results_route(self._table_reader(), self.ordinal)},
         )
         signal.signal(signal.SIGTERM, self._stop)
         signal.signal(signal.SIGINT, self._stop)
@@ -397,8 +403,19 @@ class QueryRuntime:
                 time.sleep(0.5)
             return 1
         finally:
+            server.shutdown()  # first: state reads must end before the store closes
             self._shutdown()
-            server.shutdown()
+
+    def _table_reader(self) -> TableReader | None:
+        """Reads of the final aggregate's committed rows, if the query has one."""
+        for executor in self.executors.values():
+            if isinstance(executor.spec.output, Sink) and (
+                executor.window_op is not None or executor.aggregate_op is not None
+            ):
+                return TableReader(
+                    executor, self.backend, functools.partial(self._owned, executor.input_topic)
+                )
+        return None
 
     def _check_state_layout(self) -> None:
         """Refuse state written by a query whose stateful operators differ: reading it would

@@ -22,18 +22,22 @@ has no deadline for a request head either, so the few lines of HTTP/1.1 this nee
 from __future__ import annotations
 
 import asyncio
+import base64
 import concurrent.futures
 import contextlib
 import logging
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from decimal import Decimal
 from http import HTTPStatus
 from urllib.parse import parse_qs, unquote, urlsplit
 
+import orjson
 from prometheus_client import generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
+from streamhouse_runtime.exec.results import DEFAULT_LIMIT, TableReader
 from streamhouse_runtime.metrics import RuntimeMetrics
 
 log = logging.getLogger(__name__)
@@ -278,3 +282,78 @@ def serve(
         head_timeout_s=head_timeout_s,
         max_connections=max_connections,
     )
+
+
+# -- the results read endpoint -------------------------------------------------------------
+
+
+def _json_default(value: object) -> object:
+    if isinstance(value, Decimal):
+        return orjson.Fragment(str(value)) if value.is_finite() else str(value)  # exact
+    if isinstance(value, bytes):
+        return base64.b64encode(value).decode()
+    return str(value)
+
+
+def json_response(status: int, body: object) -> Response:
+    return Response(
+        status, orjson.dumps(body, default=_json_default), "application/json; charset=utf-8"
+    )
+
+
+def _error(status: int, code: str, message: str) -> Response:
+    return json_response(status, {"error": {"code": code, "message": message}})
+
+
+def _int_param(request: Request, name: str) -> int | None:
+    value = request.param(name)
+    return None if value is None or value == "" else int(value)
+
+
+def results_route(reader: TableReader | None, ordinal: int) -> Handler:
+    """`GET /results?key=JSON&window_start_from=MS&window_start_to=MS&limit=N&after=TOKEN`:
+    one page of the rows of the partitions this pod owns (see exec/results.py)."""
+
+    def handle(request: Request) -> Response:
+        if reader is None:
+            return _error(404, "not-a-table", "this query keeps no aggregate state to read")
+        try:
+            key: tuple[object, ...] | None = None
+            raw_key = request.param("key")
+            if raw_key is not None:
+                value = orjson.loads(raw_key)
+                key = tuple(value) if isinstance(value, list) else (value,)
+            after = request.param("after") or None
+            if after is not None:
+                bytes.fromhex(after)
+            page = reader.read(
+                key,
+                _int_param(request, "window_start_from"),
+                _int_param(request, "window_start_to"),
+                _int_param(request, "limit") or DEFAULT_LIMIT,
+                after,
+            )
+        except (ValueError, orjson.JSONDecodeError) as bad:
+            return _error(400, "bad-parameter", str(bad))
+        return json_response(
+            200,
+            {
+                "ordinal": ordinal,
+                "partitions": page.partitions,
+                "windowed": page.windowed,
+                "keyColumns": reader.key_names,
+                "rows": [
+                    {
+                        "key": list(row.key),
+                        "window": (
+                            {"start": row.window[0], "end": row.window[1]} if row.window else None
+                        ),
+                        "row": row.row,
+                    }
+                    for row in page.rows
+                ],
+                "next": page.next_token,
+            },
+        )
+
+    return handle

@@ -123,3 +123,38 @@ def test_probes_answer_within_a_second_under_200_half_sent_requests(
     finally:
         for sock in slow_clients:
             sock.close()
+
+
+def test_results_route_answers_json_pages_and_refuses_bad_parameters(health: HealthState) -> None:
+    import json
+
+    from streamhouse_runtime.endpoints import results_route
+    from streamhouse_runtime.exec.results import TableReader
+    from streamhouse_runtime.state.backend import MemoryStateBackend
+    from tests.unit.exec.test_results_reader import RUNNING, _executor, _feed
+
+    backend = MemoryStateBackend()
+    executor = _executor(RUNNING, backend)
+    _feed(executor, backend, [("a", 1, 0), ("a", 2, 1), ("b", 5, 2), ("b", 1, 3)])
+    reader = TableReader(executor, backend, lambda: range(4))
+    routes = {"/results": results_route(reader, 0), "/none": results_route(None, 0)}
+    running = serve(RuntimeMetrics(), health, "127.0.0.1", 0, routes)
+    try:
+        port = running.server_address[1]
+        status, body = _get(port, "/results?limit=1")
+        page = json.loads(body)
+        assert status == 200 and len(page["rows"]) == 1 and page["next"]
+        status, body = _get(port, f"/results?limit=5&after={page['next']}")
+        second = json.loads(body)
+        assert [r["key"] for r in page["rows"] + second["rows"]] == [["a"], ["b"]]
+        assert second["next"] is None
+        status, body = _get(port, "/results?key=%22b%22")
+        assert json.loads(body)["rows"] == [
+            {"key": ["b"], "window": None, "row": {"k": "b", "n": 2, "total": 6}}
+        ]
+        assert _get(port, "/results?limit=x")[0] == 400
+        assert _get(port, "/results?after=zz")[0] == 400
+        assert _get(port, "/results?key=%7B")[0] == 400
+        assert _get(port, "/none")[0] == 404
+    finally:
+        running.shutdown()
