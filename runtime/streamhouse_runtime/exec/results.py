@@ -74,15 +74,16 @@ class TableReader:
         self.post = executor.post
         self.owned_partitions = owned_partitions
         self.windowed = window_op is not None
+        # The key columns as the output names them (the operators' own names are internal).
+        output = executor.spec.output
+        self.key_names = list(output.schema.key) if output is not None else []
         if window_op is not None:
             self.result_row = window_op.result_row
             self.end_shift = window_op.end_shift
-            self.key_names = window_op.key_names
         else:
             assert aggregate_op is not None
             self.result_row = aggregate_op.result_row
             self.end_shift = 0
-            self.key_names = aggregate_op.key_names
 
     def read(
         self,
