@@ -5,7 +5,7 @@ own RBAC would refuse: every call is checked with a SubjectAccessReview of the c
 groups, uid, extra from the TokenReview) for the verb, resource and namespace the call needs.
 Answers are cached briefly (`TOKEN_TTL_S`, `ACCESS_TTL_S`), as the API server's own webhook
 authenticator and authorizer do, so a console polling every second costs no review per poll;
-a revoked RoleBinding takes effect within `ACCESS_TTL_S`.
+a revoked RoleBinding takes effect within `ACCESS_TTL_S`, a granted one within `DENIED_TTL_S`.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from streamhouse_operator.models import streamquery as model
 
 TOKEN_TTL_S = 30.0
 ACCESS_TTL_S = 10.0
+DENIED_TTL_S = 1.0  # a RoleBinding just granted works at once
 CACHE_ENTRIES = 4096
 RESULTS_SUBRESOURCE = "results"
 
@@ -45,9 +46,9 @@ class _TtlCache(Generic[K, V]):
                 return None
             return item[1]
 
-    def put(self, key: K, value: V) -> None:
+    def put(self, key: K, value: V, ttl_s: float | None = None) -> None:
         with self._lock:
-            self._items[key] = (time.monotonic() + self.ttl_s, value)
+            self._items[key] = (time.monotonic() + (ttl_s or self.ttl_s), value)
             self._items.move_to_end(key)
             while len(self._items) > self.entries:
                 self._items.popitem(last=False)
@@ -92,7 +93,7 @@ class Authorizer:
     def __init__(self, api: client.ApiClient) -> None:
         self.authentication = client.AuthenticationV1Api(api)
         self.authorization = client.AuthorizationV1Api(api)
-        self._tokens: _TtlCache[str, Caller | None] = _TtlCache(TOKEN_TTL_S)
+        self._tokens: _TtlCache[str, Caller] = _TtlCache(TOKEN_TTL_S)
         self._access: _TtlCache[tuple[Caller, Access], bool] = _TtlCache(ACCESS_TTL_S)
 
     def authenticate(self, token: str) -> Caller:
@@ -107,7 +108,6 @@ class Authorizer:
             )
             status = review.status
             if status is None or not status.authenticated or status.user is None:
-                self._tokens.put(digest, None)
                 raise Unauthenticated("the token was not accepted")
             user = status.user
             cached = Caller(
@@ -143,7 +143,7 @@ class Authorizer:
             )
         )
         allowed = bool(review.status and review.status.allowed)
-        self._access.put((caller, access), allowed)
+        self._access.put((caller, access), allowed, None if allowed else DENIED_TTL_S)
         return allowed
 
     def require(self, caller: Caller, access: Access) -> None:

@@ -361,6 +361,10 @@ async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
         )
 
 
+async def _healthz(_: web.Request) -> web.StreamResponse:
+    return web.Response(text="ok\n")
+
+
 async def _console(_: web.Request) -> web.StreamResponse:
     return web.FileResponse(STATIC / "index.html")
 
@@ -382,6 +386,7 @@ def application(store: queries.QueryStore, authorizer: Authorizer) -> web.Applic
     app.router.add_get(f"{base}/events", api.namespace_events)
     app.router.add_post(f"{base}/validate", api.validate)
     app.router.add_post(f"{base}/explain", api.explain)
+    app.router.add_get("/healthz", _healthz)
     app.router.add_get("/", _console)
     if STATIC.is_dir():
         app.router.add_static("/static/", STATIC)
