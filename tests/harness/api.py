@@ -42,6 +42,7 @@ class Reply:
     status: int
     body: Any
     headers: dict[str, str]
+    text: str = ""
 
 
 class ApiServer:
@@ -92,7 +93,7 @@ class ApiServer:
             parsed: Any = json.loads(content) if content else None
         except ValueError:
             parsed = content.decode(errors="replace")
-        return Reply(status, parsed, dict(headers.items()))
+        return Reply(status, parsed, dict(headers.items()), content.decode(errors="replace"))
 
     def stop(self) -> None:
         stop_process(self.process, grace_s=5)
