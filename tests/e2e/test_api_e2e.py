@@ -5,19 +5,17 @@ paged) equals totals computed here from the orders produced; then DELETE removes
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 import pytest
 from confluent_kafka import Producer
 
-from tests.e2e.conftest import Queries
-from tests.harness.api import ApiServer, service_account_token
+from tests.e2e.conftest import Queries, editor_token
+from tests.harness.api import ApiServer
 from tests.harness.kafka import KafkaBroker
 from tests.harness.kube import ControlPlane
-from tests.harness.operator import OperatorProcess
 from tests.harness.processes import wait_until
 
 pytestmark = pytest.mark.e2e
@@ -52,32 +50,6 @@ def produce(bootstrap: str, topic: str, ids: range) -> dict[str, dict[str, Any]]
         row["n"] += 1
         row["total"] += amount(order_id)
     return table
-
-
-@pytest.fixture
-def api_server(
-    control_plane: ControlPlane, operator: OperatorProcess, tmp_path: Path, pod_bootstrap: str
-) -> Iterator[ApiServer]:
-    """`streamhouse api` with the admin kubeconfig as its own identity (the chart's account is
-    tested in tests/k8s/test_api.py); callers still need their own RBAC."""
-    server = ApiServer(control_plane.kubeconfig, tmp_path / "api.log", pod_bootstrap)
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
-def editor_token(plane: ControlPlane, namespace: str) -> str:
-    plane.kubectl(
-        "create", "role", "query-editor", "-n", namespace,
-        "--verb=get,list,watch,create,patch,delete",
-        "--resource=streamqueries.streamhouse.io,streamqueries.streamhouse.io/results",
-    )  # fmt: skip
-    plane.kubectl(
-        "create", "rolebinding", "query-editor", "-n", namespace, "--role=query-editor",
-        f"--serviceaccount={namespace}:console-user",
-    )  # fmt: skip
-    return service_account_token(plane, "console-user", namespace)
 
 
 def read_all(api: ApiServer, path: str, token: str, limit: int) -> list[dict[str, Any]]:

@@ -255,9 +255,8 @@ function syncScroll() {
 function planTree(node) {
   const item = element("li");
   item.append(element("span", node.operator, "operator"));
-  if (node.details !== undefined && node.details !== null && node.details !== "") {
-    item.append(" ", element("span", show(node.details), "details"));
-  }
+  const details = Array.isArray(node.details) ? node.details.join(" ") : show(node.details);
+  if (details) item.append(" ", element("span", details, "details"));
   if (node.state && node.state.length) {
     item.append(" ", element("span", `state: ${node.state.map((s) => s.name).join(", ")}`, "details"));
   }
