@@ -56,3 +56,6 @@ def register(commands: Any) -> None:
         help="Kafka bootstrap servers for created queries that name none",
     )
     api.set_defaults(handler=_run_api)
+    from streamhouse_operator.api import client
+
+    client.register(commands)

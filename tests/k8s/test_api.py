@@ -6,7 +6,9 @@ object, which is what `kubectl get sq` and GitOps see (tests/e2e/test_api_e2e.py
 from __future__ import annotations
 
 import json
+import os
 import subprocess
+import sys
 import threading
 import urllib.request
 from collections.abc import Iterator
@@ -15,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from kubernetes import client
 
 from streamhouse_operator.api.auth import RESULTS_SUBRESOURCE
@@ -290,3 +293,44 @@ def test_rest_round_trip_on_the_api_server(
 
     document = api.call("GET", "/api/v1/openapi.json")
     assert document.status == 200 and "CreateQuery" in document.body["components"]["schemas"]
+
+
+def test_cli_uses_the_kubeconfig_token(setup: Setup, tmp_path: Path) -> None:
+    setup.bind("cli-user", setup.editor_role)
+    token = setup.token("cli-user")
+    kubeconfig = token_kubeconfig(setup.plane, token, tmp_path / "user.kubeconfig")
+    config = yaml.safe_load(kubeconfig.read_text())
+    config["contexts"][0]["context"]["namespace"] = setup.namespace
+    kubeconfig.write_text(json.dumps(config))
+    environment = {"KUBECONFIG": str(kubeconfig), "STREAMHOUSE_API_URL": setup.api.url}
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "streamhouse_runtime.cli", "queries", *args],
+            capture_output=True, text=True, env={**os.environ, **environment}, timeout=60,
+        )  # fmt: skip
+
+    wait_until(lambda: cli("list").returncode == 0, 15, "cli-user allowed")
+    bad = tmp_path / "bad.sql"
+    bad.write_text(TYPO)
+    failed = cli("create", "-f", str(bad))
+    assert failed.returncode == 1
+    assert f"{bad}:3:39: error[E102]: unknown column 'amout'" in failed.stderr
+    good = tmp_path / "totals.sql"
+    good.write_text(TOTALS)
+    created = cli("create", "-f", str(good), "--parallelism", "2")
+    assert created.returncode == 0, created.stderr
+    assert "streamquery totals created" in created.stdout  # named after the sink
+    listed = cli("list").stdout.splitlines()
+    assert listed[0].split() == ["NAME", "KIND", "STATE", "READY", "LAG", "INPUT/S", "OUTPUT/S"]
+    assert listed[1].split()[:2] == ["totals", "TABLE"]
+    as_json = json.loads(cli("get", "totals", "-o", "json").stdout)
+    assert as_json["spec"]["sql"] == TOTALS and as_json["spec"]["parallelism"] == 2
+    as_yaml = yaml.safe_load(cli("list", "-o", "yaml").stdout)
+    assert [q["name"] for q in as_yaml["items"]] == ["totals"]
+    no_pods = cli("results", "totals")
+    assert no_pods.returncode == 1 and "PODS_UNAVAILABLE" in no_pods.stderr
+    deleted = cli("delete", "totals")
+    assert deleted.returncode == 0 and "deleted" in deleted.stdout
+    other = cli("list", "-n", "default")
+    assert other.returncode == 1 and "may not list" in other.stderr
