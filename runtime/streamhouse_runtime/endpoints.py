@@ -312,9 +312,16 @@ def _int_param(request: Request, name: str) -> int | None:
 
 def results_route(reader: TableReader | None, ordinal: int) -> Handler:
     """`GET /results?key=JSON&window_start_from=MS&window_start_to=MS&limit=N&after=TOKEN`:
-    one page of the rows of the partitions this pod owns (see exec/results.py)."""
+    one page of the rows of the partitions this pod owns (see exec/results.py). One read at
+    a time: the others wait (bounded by the handler timeout), so readers never take more than
+    one core's share of the GIL from the processing loop."""
+    one_at_a_time = threading.Lock()
 
     def handle(request: Request) -> Response:
+        with one_at_a_time:
+            return read(request)
+
+    def read(request: Request) -> Response:
         if reader is None:
             return _error(404, "not-a-table", "this query keeps no aggregate state to read")
         try:
