@@ -125,9 +125,16 @@ def test_console_sign_in_typo_fix_create_results_delete(
 
             reference = produce(kafka_broker.bootstrap, source, range(0, 200))
 
+            def click_and_load(button: str) -> None:
+                """Click, then wait until the results view has loaded once more."""
+                before = int(page.locator("#results").get_attribute("data-loads") or 0)
+                page.click(button)
+                page.wait_for_function(
+                    f"Number(document.querySelector('#results').dataset.loads || 0) > {before}"
+                )
+
             def rows_shown() -> dict[str, tuple[int, Decimal]]:
-                page.click("#all-button")
-                page.wait_for_timeout(300)
+                click_and_load("#all-button")
                 shown: dict[str, tuple[int, Decimal]] = {}
                 while True:
                     for line in page.locator("#result-rows tbody tr").all():
@@ -135,19 +142,18 @@ def test_console_sign_in_typo_fix_create_results_delete(
                         shown[cells[0]] = (int(cells[1]), Decimal(cells[2]))
                     if page.locator("#next-page").is_disabled():
                         return shown
-                    page.click("#next-page")
-                    page.wait_for_timeout(300)
+                    click_and_load("#next-page")
 
             expected = {k: (int(r["n"]), Decimal(r["total"])) for k, r in reference.items()}
             wait_until(lambda: rows_shown() == expected, 90, "the results in the console")
             page.fill("#result-key", "c3")
-            page.click("#lookup-button")
+            click_and_load("#lookup-button")
             expect(page.locator("#result-rows tbody tr")).to_have_count(1)
             expect(page.locator("#result-rows tbody tr td").first).to_have_text("c3")
             page.screenshot(path=shots / "06-results.png", full_page=True)
-            page.click("#all-button")
-            page.wait_for_timeout(300)
-            page.screenshot(path=shots / "06b-results-page.png", full_page=True)
+            click_and_load("#all-button")
+            click_and_load("#next-page")
+            page.screenshot(path=shots / "06b-results-page-2.png", full_page=True)
 
             page.click("#delete-button")
             expect(page.locator("#queries tr[data-name='console-totals']")).to_have_count(

@@ -4,7 +4,7 @@
 const $ = (selector) => document.querySelector(selector);
 const TOKEN_KEY = "streamhouse.token";
 const NAMESPACE_KEY = "streamhouse.namespace";
-const PAGE_SIZE = 10;
+const PAGE_SIZE = 5;
 const TAIL_COUNT = 20;
 
 const state = {
@@ -377,6 +377,8 @@ async function loadResults() {
   body.replaceChildren();
   if (reply.status !== 200) {
     $("#page-info").textContent = problemText(reply.body);
+    const results = $("#results");
+    results.dataset.loads = String(Number(results.dataset.loads || 0) + 1);
     return;
   }
   const rows = reply.body.rows;
@@ -393,6 +395,8 @@ async function loadResults() {
     body.append(line);
   }
   state.next = reply.body.continue || null;
+  const results = $("#results");
+  results.dataset.loads = String(Number(results.dataset.loads || 0) + 1); // for tests
   $("#page-info").textContent =
     `${rows.length} row(s), page ${state.pages.length + 1}, from ${reply.body.pods} pod(s)`;
   $("#next-page").disabled = !state.next;
