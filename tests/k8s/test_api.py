@@ -5,6 +5,7 @@ object, which is what `kubectl get sq` and GitOps see (tests/e2e/test_api_e2e.py
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -195,12 +196,13 @@ def test_rest_round_trip_on_the_api_server(
 
     def read_events() -> None:
         event = ""
-        for raw in response:
-            line = raw.decode().rstrip("\n")
-            if line.startswith("event: "):
-                event = line[7:]
-            elif line.startswith("data: ") and event == "query":
-                seen.append(json.loads(line[6:]))
+        with contextlib.suppress(OSError, ValueError, AttributeError):  # closed by the test
+            for raw in response:
+                line = raw.decode().rstrip("\n")
+                if line.startswith("event: "):
+                    event = line[7:]
+                elif line.startswith("data: ") and event == "query":
+                    seen.append(json.loads(line[6:]))
 
     threading.Thread(target=read_events, daemon=True).start()
     wait_until(lambda: len(seen) >= 1, 15, "the first event")
