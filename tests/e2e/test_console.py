@@ -111,7 +111,7 @@ def test_console_sign_in_typo_fix_create_results_delete(
             expect(page.locator("#sql-ok")).to_contain_text("valid TABLE")
             expect(page.locator("mark.sql-error")).to_have_count(0)
             page.click("#explain-button")
-            expect(page.locator("#explain-tree .operator").first).to_have_text("Sink table totals")
+            expect(page.locator("#explain-tree .operator").first).to_have_text("Sink")
             expect(page.locator("#explain-tree")).to_contain_text("Aggregate")
             page.screenshot(path=shots / "04-fixed-and-explained.png", full_page=True)
 
