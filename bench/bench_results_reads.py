@@ -62,6 +62,21 @@ def _measure(executor: StageExecutor, backend: RocksdbStateBackend, seconds: flo
     return times
 
 
+def _longest_stall_ms(seconds: float) -> tuple[float, float]:
+    """Small units of Python work back to back: (p99.9, max) of the gaps between them, i.e.
+    how long this thread waited for the GIL at once."""
+    gaps: list[float] = []
+    deadline = time.monotonic() + seconds
+    last = time.perf_counter()
+    while time.monotonic() < deadline:
+        sum(range(200))  # ~2 us of work
+        now = time.perf_counter()
+        gaps.append((now - last) * 1000)
+        last = now
+    gaps.sort()
+    return gaps[int(len(gaps) * 0.999)], gaps[-1]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--readers", type=int, default=2)
@@ -82,6 +97,7 @@ def main() -> None:
                        {"/results": results_route(reader, 0)})  # fmt: skip
         url = f"http://127.0.0.1:{server.server_address[1]}/results?limit={MAX_LIMIT}"
         baseline = _measure(executor, backend, args.seconds)
+        stall_alone = _longest_stall_ms(args.seconds / 2)
         stop = threading.Event()
         pages: list[float] = []
 
@@ -97,6 +113,7 @@ def main() -> None:
         for thread in threads:
             thread.start()
         loaded = _measure(executor, backend, args.seconds)
+        stall_loaded = _longest_stall_ms(args.seconds / 2)
         stop.set()
         for thread in threads:
             thread.join()
@@ -111,6 +128,10 @@ def main() -> None:
 
     print(describe("processing alone", baseline))
     print(describe(f"processing with {args.readers} readers", loaded))
+    print(f"GIL waits of a busy thread alone: p99.9 {stall_alone[0]:.2f} ms, "
+          f"max {stall_alone[1]:.2f} ms")  # fmt: skip
+    print(f"GIL waits with {args.readers} readers: p99.9 {stall_loaded[0]:.2f} ms, "
+          f"max {stall_loaded[1]:.2f} ms")  # fmt: skip
     print(f"result pages of {MAX_LIMIT} rows: {len(pages)}, median "
           f"{statistics.median(pages):.1f} ms each")  # fmt: skip
 

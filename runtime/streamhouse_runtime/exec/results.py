@@ -6,9 +6,11 @@ from the stored accumulators by the stage's own result and HAVING/projection cod
 
 Reads run on the HTTP worker threads while the main loop processes records. They only read:
 each partition is one RocksDB iterator, which sees one committed write batch (a consistent
-snapshot), and RocksDB serves readers and the writer concurrently. Reads hold the GIL only
-for short steps (the interpreter hands it over every 5 ms), and every request is bounded:
-at most `MAX_LIMIT` rows returned and `MAX_EXAMINED` stored entries looked at; a request that
+snapshot), and RocksDB serves readers and the writer concurrently. Decoding rows is Python
+work that holds the GIL, so a read steps aside (sleeps, releasing it) after every
+`YIELD_EVERY` entries: the processing loop waits at most one such step (about a millisecond)
+at a time, never a whole page, and a read takes longer instead. Every request is bounded: at
+most `MAX_LIMIT` rows returned and `MAX_EXAMINED` stored entries looked at; a request that
 stops early returns a continuation token (the last stored key it examined).
 
 Only what state holds can be read: windowed aggregations keep a window until it closes
@@ -19,6 +21,7 @@ from __future__ import annotations
 
 import pickle
 import struct
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -33,6 +36,8 @@ Row = dict[str, object]
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
 MAX_EXAMINED = 10_000
+YIELD_EVERY = 32  # stored entries decoded between two steps aside
+YIELD_S = 0.001
 
 _PARTITION = struct.Struct(">i")
 _TIME_BIAS = 1 << 63  # window keys hold biased big-endian times (see exec/stateful.py)
@@ -122,6 +127,8 @@ class TableReader:
                 start = resume + b"\x00"
             for raw, stored in self.backend.scan(self.store, start, upper):
                 examined += 1
+                if examined % YIELD_EVERY == 0:
+                    time.sleep(YIELD_S)  # lets the processing loop have the GIL
                 group, window = self._decode_key(raw)
                 wanted_key = key is None or group == key
                 if wanted_key and (
