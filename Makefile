@@ -8,7 +8,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
 
-.PHONY: venv services lint typecheck pytest test demo crds clean
+.PHONY: venv services browser lint typecheck pytest test demo crds clean
 
 $(STAMP): pyproject.toml
 	rm -f $(VENV)/.installed-*
@@ -28,6 +28,10 @@ services:
 	wait $$kafka; \
 	wait $$registry
 
+# Debian's chromium, for the web console's browser test (tests/e2e/test_console.py).
+browser:
+	scripts/install-browser.sh >/dev/null
+
 lint: venv
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
@@ -35,7 +39,7 @@ lint: venv
 typecheck: venv
 	$(BIN)/mypy
 
-pytest: venv services
+pytest: venv services browser
 	$(BIN)/pytest
 
 test: lint typecheck pytest

@@ -18,6 +18,7 @@ checkpointed input counts twice; outputs produced after it may repeat (at-least-
 from __future__ import annotations
 
 import dataclasses
+import functools
 import gc
 import hashlib
 import logging
@@ -48,6 +49,7 @@ from confluent_kafka.admin import (  # type: ignore[attr-defined]
 )
 
 from streamhouse_runtime.config import RuntimeConfig
+from streamhouse_runtime.endpoints import HealthState, results_route, serve
 from streamhouse_runtime.exec.pipeline import (
     DEDUP_STORE,
     ErrorPolicy,
@@ -56,6 +58,7 @@ from streamhouse_runtime.exec.pipeline import (
     StageExecutor,
     StageSettings,
 )
+from streamhouse_runtime.exec.results import TableReader
 from streamhouse_runtime.exec.topology import (
     internal_topic,
     plan_fingerprint,
@@ -64,7 +67,7 @@ from streamhouse_runtime.exec.topology import (
 from streamhouse_runtime.io.kafka_sink import ProducerSink
 from streamhouse_runtime.io.limits import TopicLimits, limits_from_config
 from streamhouse_runtime.io.registry import SchemaRegistry
-from streamhouse_runtime.metrics import HealthState, RuntimeMetrics, serve
+from streamhouse_runtime.metrics import RuntimeMetrics
 from streamhouse_runtime.plan.nodes import Repartition, Sink, Source
 from streamhouse_runtime.plan.planner import plan_statement
 from streamhouse_runtime.plan.upgrade import state_fingerprint
@@ -389,7 +392,11 @@ class QueryRuntime:
 
     def run(self) -> int:
         server = serve(
-            self.metrics, self.health, self.config.bind_address, self.config.metrics_port
+            self.metrics,
+            self.health,
+            self.config.bind_address,
+            self.config.metrics_port,
+            {"/results": results_route(self._table_reader(), self.ordinal)},
         )
         signal.signal(signal.SIGTERM, self._stop)
         signal.signal(signal.SIGINT, self._stop)
@@ -421,8 +428,19 @@ class QueryRuntime:
                 time.sleep(0.5)
             return 1
         finally:
+            server.shutdown()  # first: state reads must end before the store closes
             self._shutdown()
-            server.shutdown()
+
+    def _table_reader(self) -> TableReader | None:
+        """Reads of the final aggregate's committed rows, if the query has one."""
+        for executor in self.executors.values():
+            if isinstance(executor.spec.output, Sink) and (
+                executor.window_op is not None or executor.aggregate_op is not None
+            ):
+                return TableReader(
+                    executor, self.backend, functools.partial(self._owned, executor.input_topic)
+                )
+        return None
 
     def _check_state_layout(self) -> None:
         """Refuse state written by a query whose stateful operators differ: reading it would

@@ -1,15 +1,8 @@
-"""Prometheus metrics and the /metrics, /healthz and /readyz endpoints on one port."""
+"""Prometheus metrics of a query pod (served by endpoints.py)."""
 
 from __future__ import annotations
 
-import logging
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
-from prometheus_client.exposition import CONTENT_TYPE_LATEST
-
-log = logging.getLogger(__name__)
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 
 class RuntimeMetrics:
@@ -67,44 +60,3 @@ class RuntimeMetrics:
         self.watermark = Gauge(
             "streamhouse_watermark_ms", "Event-time watermark (epoch ms)", registry=r
         )
-
-
-class HealthState:
-    def __init__(self) -> None:
-        self.alive = True
-        self.ready = False
-        self.failure = ""
-
-
-def serve(
-    metrics: RuntimeMetrics, health: HealthState, address: str, port: int
-) -> ThreadingHTTPServer:
-    """Start the HTTP endpoints in a daemon thread; returns the server (port 0 picks one)."""
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # the name is http.server's API
-            if self.path.startswith("/metrics"):
-                self._reply(200, generate_latest(metrics.registry), CONTENT_TYPE_LATEST)
-            elif self.path.startswith("/healthz"):
-                ok = health.alive
-                self._reply(200 if ok else 503, b"ok\n" if ok else health.failure.encode())
-            elif self.path.startswith("/readyz"):
-                ok = health.ready and health.alive
-                reason = f"not ready: {health.failure}\n" if health.failure else "not ready\n"
-                self._reply(200 if ok else 503, b"ready\n" if ok else reason.encode())
-            else:
-                self._reply(404, b"not found\n")
-
-        def _reply(self, status: int, body: bytes, content_type: str = "text/plain") -> None:
-            self.send_response(status)
-            self.send_header("Content-Type", content_type)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, format: str, *args: object) -> None:
-            log.debug("http: " + format, *args)
-
-    server = ThreadingHTTPServer((address, port), Handler)
-    threading.Thread(target=server.serve_forever, name="http", daemon=True).start()
-    return server

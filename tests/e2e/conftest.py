@@ -20,6 +20,7 @@ from kubernetes import client
 from kubernetes.client import ApiException
 
 from streamhouse_operator.models import streamquery as model
+from tests.harness.api import ApiServer, service_account_token
 from tests.harness.kafka import KafkaBroker
 from tests.harness.kube import ControlPlane
 from tests.harness.operator import OperatorProcess, install_crd
@@ -116,3 +117,29 @@ class Queries:
 @pytest.fixture
 def queries(control_plane: ControlPlane, kube_api: client.ApiClient, namespace: str) -> Queries:
     return Queries(control_plane, kube_api, namespace)
+
+
+@pytest.fixture
+def api_server(
+    control_plane: ControlPlane, operator: OperatorProcess, tmp_path: Path, pod_bootstrap: str
+) -> Iterator[ApiServer]:
+    """`streamhouse api` with the admin kubeconfig as its own identity (the chart's account is
+    tested in tests/k8s/test_api.py); callers still need their own RBAC."""
+    server = ApiServer(control_plane.kubeconfig, tmp_path / "api.log", pod_bootstrap)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def editor_token(plane: ControlPlane, namespace: str) -> str:
+    plane.kubectl(
+        "create", "role", "query-editor", "-n", namespace,
+        "--verb=get,list,watch,create,patch,delete",
+        "--resource=streamqueries.streamhouse.io,streamqueries.streamhouse.io/results",
+    )  # fmt: skip
+    plane.kubectl(
+        "create", "rolebinding", "query-editor", "-n", namespace, "--role=query-editor",
+        f"--serviceaccount={namespace}:console-user",
+    )  # fmt: skip
+    return service_account_token(plane, "console-user", namespace)

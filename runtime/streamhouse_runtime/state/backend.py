@@ -8,6 +8,7 @@ batch), so after a crash the state always matches the offsets it is stored with.
 from __future__ import annotations
 
 import struct
+import threading
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -160,6 +161,7 @@ class RocksdbStateBackend(StateBackend):
         families = {name: self._options for name in existing if name != "default"}
         self._db = Rdict(str(path), self._options, column_families=families)
         self._families: dict[str, Any] = {}
+        self._families_lock = threading.Lock()
         # rocksdict flushes the memtables whenever a column family's Rdict is dropped: a view
         # made per call would write a tiny SST file (and feed compactions) on every read.
         self._views: dict[str, Rdict] = {}
@@ -168,6 +170,13 @@ class RocksdbStateBackend(StateBackend):
         self.path = path
 
     def _family(self, store: str) -> Any:
+        family = self._families.get(store)
+        if family is None:
+            with self._families_lock:  # results reads come from the HTTP worker threads
+                return self._new_family(store)
+        return family
+
+    def _new_family(self, store: str) -> Any:
         family = self._families.get(store)
         if family is None:
             if store in Rdict.list_cf(str(self.path), self._options):
