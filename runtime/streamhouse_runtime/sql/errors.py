@@ -50,6 +50,11 @@ class ErrorCode(StrEnum):
     MULTIPLE_PERSISTENT_QUERIES = "E406"
     INVALID_PATTERN = "E407"
     TIMESTAMP_REQUIRED = "E408"
+    # Operator policy: StreamQuery fields an author may not set (field path, not line:column)
+    KAFKA_OVERRIDE_LOADS_CODE = "E420"
+    KAFKA_OVERRIDE_WEAKENS_DELIVERY = "E421"
+    IMAGE_NOT_ALLOWED = "E422"
+    SERVICE_ACCOUNT_NOT_ALLOWED = "E423"
 
 
 @dataclass(frozen=True)
