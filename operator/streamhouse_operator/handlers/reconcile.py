@@ -53,6 +53,7 @@ from streamhouse_operator.models.status import (
     format_watermark,
     set_condition,
 )
+from streamhouse_operator.policy import Policy
 from streamhouse_runtime.plan.explain import explain_text, summary
 from streamhouse_runtime.plan.nodes import PlanNode
 from streamhouse_runtime.plan.planner import plan_statement
@@ -197,8 +198,13 @@ def reconcile(
     image: str,
     scraper: Scraper | None = None,
     now: datetime | None = None,
+    policy: Policy | None = None,
 ) -> StreamQueryStatus:
-    """Bring the children in line with the spec; returns the status to write."""
+    """Bring the children in line with the spec; returns the status to write.
+
+    `policy` is the administrator's (default: only the operator's own image repository, no
+    service account but the default): a spec it refuses is FAILED, Validated=False with
+    reason PolicyViolation, and nothing is deployed or changed."""
     now = now or datetime.now(UTC)
     try:
         parsed = model.StreamQuerySpec.model_validate(dict(spec))
@@ -207,6 +213,12 @@ def reconcile(
         field = "spec." + ".".join(str(part) for part in first["loc"])
         error = QueryError(code="INVALID_SPEC", message=first["msg"], field=field)
         return _failed(status, generation, error, "InvalidSpec", now)
+    violation = (policy or Policy.from_env(image, {})).violation(parsed)
+    if violation is not None:
+        error = QueryError(
+            code=violation.code.value, message=violation.message, field=violation.field
+        )
+        return _failed(status, generation, error, "PolicyViolation", now)
     try:
         _, statement = load_single_query(parsed.sql)
     except SqlValidationError as invalid:
