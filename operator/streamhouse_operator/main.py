@@ -20,6 +20,7 @@ from streamhouse_operator.live import Scraper
 from streamhouse_operator.models import streamquery as model
 from streamhouse_operator.models.status import TRANSIENT_FIELDS
 from streamhouse_operator.policy import Policy
+from streamhouse_operator.webhook_configuration import tolerate_precreated
 
 DEFAULT_IMAGE = os.environ.get("STREAMHOUSE_IMAGE", "streamhouse:0.1.0")
 WEBHOOK_ADDRESS = os.environ.get("STREAMHOUSE_WEBHOOK_ADDR")
@@ -56,6 +57,9 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
             cafile=os.environ.get("STREAMHOUSE_WEBHOOK_CAFILE"),
         )
         settings.admission.managed = WEBHOOK_NAME
+        if os.environ.get("STREAMHOUSE_WEBHOOK_PRECREATED", "").lower() == "true":
+            # The chart created the configuration; the operator may only patch it.
+            tolerate_precreated(WEBHOOK_NAME)
 
 
 def validate_query(*, spec: kopf.Spec, **kwargs: Any) -> None:
