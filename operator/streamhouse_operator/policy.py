@@ -14,6 +14,8 @@ error that names the field.
   (the operator's own image) is always allowed.
 - `STREAMHOUSE_ALLOW_SERVICE_ACCOUNTS`: `true` lets `podTemplate.serviceAccountName` name any
   account of the query's namespace; otherwise (the default) only `default` or none.
+- `STREAMHOUSE_NETWORK_POLICIES`: `true` gives every query a NetworkPolicy, whatever its
+  `spec.networkPolicy.enabled` says; otherwise a query has one when its spec asks.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from streamhouse_runtime.sql.errors import ErrorCode
 
 ALLOWED_IMAGE_PREFIXES_ENV = "STREAMHOUSE_ALLOWED_IMAGE_PREFIXES"
 ALLOW_SERVICE_ACCOUNTS_ENV = "STREAMHOUSE_ALLOW_SERVICE_ACCOUNTS"
+NETWORK_POLICIES_ENV = "STREAMHOUSE_NETWORK_POLICIES"
 DEFAULT_SERVICE_ACCOUNT = "default"
 
 
@@ -50,6 +53,10 @@ def image_allowed(image: str, prefixes: tuple[str, ...]) -> bool:
     return False
 
 
+def _flag(text: str) -> bool:
+    return text.strip().lower() in ("true", "1", "yes")
+
+
 @dataclass(frozen=True)
 class PolicyViolation:
     """A spec field the policy refuses: a code, the field path and why."""
@@ -67,6 +74,7 @@ class PolicyViolation:
 class Policy:
     allowed_image_prefixes: tuple[str, ...]
     allow_service_accounts: bool = False
+    network_policies: bool = False
 
     @classmethod
     def from_env(cls, default_image: str, environ: Mapping[str, str] | None = None) -> Policy:
@@ -77,8 +85,13 @@ class Policy:
             for entry in env.get(ALLOWED_IMAGE_PREFIXES_ENV, "").split(",")
             if entry.strip()
         )
-        allow = env.get(ALLOW_SERVICE_ACCOUNTS_ENV, "").strip().lower() in ("true", "1", "yes")
-        return cls(listed or (image_repository(default_image),), allow)
+        allow = _flag(env.get(ALLOW_SERVICE_ACCOUNTS_ENV, ""))
+        network = _flag(env.get(NETWORK_POLICIES_ENV, ""))
+        return cls(listed or (image_repository(default_image),), allow, network)
+
+    def network_policy(self, spec: model.StreamQuerySpec) -> bool:
+        """Whether the query gets a NetworkPolicy: the chart's flag or the spec's."""
+        return self.network_policies or bool(spec.network_policy and spec.network_policy.enabled)
 
     def violation(self, spec: model.StreamQuerySpec) -> PolicyViolation | None:
         """The first field of `spec` this policy refuses, or None."""

@@ -61,10 +61,12 @@ def test_the_chart_passes_the_policy_to_the_operator(control_plane: ControlPlane
     defaults = env_of()
     assert defaults["STREAMHOUSE_ALLOWED_IMAGE_PREFIXES"] == ""
     assert defaults["STREAMHOUSE_ALLOW_SERVICE_ACCOUNTS"] == "false"
+    assert defaults["STREAMHOUSE_NETWORK_POLICIES"] == "false"
     listed = env_of(
         "--set", "policy.allowedImagePrefixes={registry.example.com/streaming/,streamhouse}",
-        "--set", "policy.allowServiceAccounts=true",
+        "--set", "policy.allowServiceAccounts=true", "--set", "networkPolicy.enabled=true",
     )  # fmt: skip
+    assert listed["STREAMHOUSE_NETWORK_POLICIES"] == "true"
     assert listed["STREAMHOUSE_ALLOWED_IMAGE_PREFIXES"] == (
         "registry.example.com/streaming/,streamhouse"
     )

@@ -31,6 +31,7 @@ from streamhouse_operator.builders import (
     METRICS_PORT,
     QueryContext,
     get_configmap,
+    get_network_policy,
     get_pod_disruption_budget,
     get_service,
     get_service_monitor,
@@ -213,7 +214,8 @@ def reconcile(
         field = "spec." + ".".join(str(part) for part in first["loc"])
         error = QueryError(code="INVALID_SPEC", message=first["msg"], field=field)
         return _failed(status, generation, error, "InvalidSpec", now)
-    violation = (policy or Policy.from_env(image, {})).violation(parsed)
+    chosen = policy or Policy.from_env(image, {})
+    violation = chosen.violation(parsed)
     if violation is not None:
         error = QueryError(
             code=violation.code.value, message=violation.message, field=violation.field
@@ -299,6 +301,12 @@ def reconcile(
     stopping = _stop_for_handoff(kube, statefulset)
     # While the old pods stop, they keep their SQL: the ConfigMap changes with the new pods.
     children = [get_service(context), get_pod_disruption_budget(context)]
+    # The NetworkPolicy goes before the StatefulSet, so no pod runs unrestricted for a moment.
+    network_policy = get_network_policy(context)
+    if chosen.network_policy(parsed):
+        children.append(network_policy)
+    else:  # turned off (or never on): none left behind
+        kube.delete(network_policy["apiVersion"], network_policy["kind"], name, namespace)
     if not stopping:
         children = [get_configmap(context), *children, statefulset]
     for manifest in children:

@@ -280,6 +280,19 @@ class SchemaRegistrySpec(_Model):
     )
 
 
+class NetworkPolicySpec(_Model):
+    """A NetworkPolicy for the query's pods (needs a CNI plugin that enforces NetworkPolicy)."""
+
+    enabled: bool = Field(
+        default=False,
+        description=(
+            "Egress only to the Kafka bootstrap servers' and schema registry's ports and DNS, "
+            "ingress only to the metrics port. Always on when the chart's "
+            "networkPolicy.enabled is."
+        ),
+    )
+
+
 class StreamQuerySpec(_Model):
     """What the user wants to run."""
 
@@ -359,6 +372,9 @@ class StreamQuerySpec(_Model):
     udfs: UdfSpec | None = Field(default=None, description="Python user-defined functions.")
     schema_registry: SchemaRegistrySpec | None = Field(
         default=None, description="Schema registry for AVRO data."
+    )
+    network_policy: NetworkPolicySpec | None = Field(
+        default=None, description="Restrict the pods' network traffic with a NetworkPolicy."
     )
     delete_internal_topics: bool = Field(
         default=False,

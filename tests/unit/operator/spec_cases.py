@@ -51,6 +51,7 @@ FULL_SPEC: dict[str, Any] = {
     },
     "udfs": {"configMapRef": {"name": "order-udfs"}},
     "schemaRegistry": {"url": "http://schema-registry:8081"},
+    "networkPolicy": {"enabled": True},
     "deleteInternalTopics": True,
 }
 
