@@ -204,5 +204,9 @@ def test_the_operator_runs_its_webhook_with_only_these_rights(
     finally:
         operator.stop()
     assert urls[0].startswith("https://127.0.0.1:")  # pointed at the operator
+    # No mutating handler, so no MutatingWebhookConfiguration (kopf would keep an empty one).
+    with pytest.raises(ApiException) as absent:
+        registrations.read_mutating_webhook_configuration(installed.webhook_configuration)
+    assert absent.value.status == 404
     log = operator.log_file.read_text()
     assert "Forbidden" not in log and "Not enough RBAC" not in log, log[-3000:]
