@@ -3,6 +3,7 @@ reads, and status patches. "Already exists" is not an error: apply is create-or-
 
 from __future__ import annotations
 
+import contextlib
 import os
 from typing import Any
 
@@ -66,6 +67,11 @@ class Kube:
             return None
         result: Manifest = found.to_dict()
         return result
+
+    def delete(self, api_version: str, kind: str, name: str, namespace: str) -> None:
+        """Delete an object; one already gone is no error."""
+        with contextlib.suppress(NotFoundError):
+            self._resource(api_version, kind).delete(name=name, namespace=namespace)
 
     def list(self, api_version: str, kind: str, namespace: str, selector: str) -> list[Manifest]:
         """Objects of a kind in a namespace matching a label selector."""

@@ -19,6 +19,8 @@ from streamhouse_operator.kube import Kube
 from streamhouse_operator.live import Scraper
 from streamhouse_operator.models import streamquery as model
 from streamhouse_operator.models.status import TRANSIENT_FIELDS
+from streamhouse_operator.policy import Policy
+from streamhouse_operator.webhook_configuration import tolerate_precreated
 
 DEFAULT_IMAGE = os.environ.get("STREAMHOUSE_IMAGE", "streamhouse:0.1.0")
 WEBHOOK_ADDRESS = os.environ.get("STREAMHOUSE_WEBHOOK_ADDR")
@@ -55,16 +57,20 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
             cafile=os.environ.get("STREAMHOUSE_WEBHOOK_CAFILE"),
         )
         settings.admission.managed = WEBHOOK_NAME
+        if os.environ.get("STREAMHOUSE_WEBHOOK_PRECREATED", "").lower() == "true":
+            # The chart created the configuration; the operator may only patch it.
+            tolerate_precreated(WEBHOOK_NAME)
 
 
 def validate_query(*, spec: kopf.Spec, **kwargs: Any) -> None:
-    """Admission: refuse a spec whose SQL the runtime could not run, with its line:column.
-    An update that leaves the spec alone (labels, finalizers, status) is never refused."""
+    """Admission: refuse a spec whose SQL the runtime could not run, with its line:column, or
+    that the administrator's policy (policy.py) refuses, with the field path. An update that
+    leaves the spec alone (labels, finalizers, status) is never refused."""
     old = kwargs.get("old") or {}
     old_spec = old.get("spec")
     if old_spec is not None and dict(old_spec) == dict(spec):
         return
-    reason = problem(dict(spec))
+    reason = problem(dict(spec), Policy.from_env(DEFAULT_IMAGE))
     if reason is not None:
         raise kopf.AdmissionError(reason, code=422)
 
@@ -113,6 +119,7 @@ def reconcile_query(
         status=dict(status),
         image=DEFAULT_IMAGE,
         scraper=SCRAPER,
+        policy=Policy.from_env(DEFAULT_IMAGE),
     )
     # A merge patch keeps what it does not name: transient fields are cleared explicitly.
     patch.status.update(result.as_patch(clear=[f for f in TRANSIENT_FIELDS if f in status]))

@@ -16,6 +16,8 @@ from streamhouse_operator import builders
 from streamhouse_operator.models import streamquery as model
 from tests.harness.kube import ControlPlane
 from tests.unit.operator.spec_cases import (
+    ACCEPTED_OVERRIDES,
+    BASE_SPEC,
     FULL_SPEC,
     INVALID_NAMES,
     INVALID_SPECS,
@@ -137,11 +139,23 @@ def test_invalid_streamquery_is_rejected_by_the_schema(
         _create(kube_api, namespace, body)
     assert rejected.value.status == 422
     assert case.field in rejected.value.body
+    assert case.message in rejected.value.body
     with pytest.raises(ApiException) as missing:
         _api(kube_api).get_namespaced_custom_object(
             model.GROUP, model.VERSION, namespace, model.PLURAL, "bad"
         )
     assert missing.value.status == 404
+
+
+@pytest.mark.parametrize("overrides", ACCEPTED_OVERRIDES)
+def test_overrides_that_keep_the_guarantee_are_admitted(
+    installed_crd: None, kube_api: client.ApiClient, namespace: str, overrides: dict[str, Any]
+) -> None:
+    """The same overrides tests/unit/operator/test_models.py feeds the pydantic model."""
+    body = _query("tuned")
+    body["spec"] = {**BASE_SPEC, "kafka": {"bootstrapServers": "k:9092", **overrides}}
+    stored = _create(kube_api, namespace, body)
+    assert stored["spec"]["kafka"] == body["spec"]["kafka"]
 
 
 def test_a_spec_with_every_field_set_is_accepted_and_kept_verbatim(

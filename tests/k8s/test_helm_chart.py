@@ -65,7 +65,7 @@ def test_the_operator_deployment_is_restricted_and_runs_the_operator(
     kinds = sorted(o["kind"] for o in objects)
     assert kinds == [
         "ClusterRole", "ClusterRoleBinding", "Deployment", "Role", "RoleBinding", "Service",
-        "ServiceAccount",
+        "ServiceAccount", "ValidatingWebhookConfiguration",
     ]  # fmt: skip
     deployment = next(o for o in objects if o["kind"] == "Deployment")
     pod = deployment["spec"]["template"]["spec"]

@@ -26,3 +26,8 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{ include "streamhouse.fullname" . }}-webhook-tls
 {{- end -}}
 {{- end -}}
+
+{{- /* The ValidatingWebhookConfiguration the chart creates and the operator keeps current. */ -}}
+{{- define "streamhouse.webhookName" -}}
+{{ printf "%s.streamhouse.io" (include "streamhouse.fullname" .) }}
+{{- end -}}

@@ -20,6 +20,7 @@ from streamhouse_operator.builders.common import (
 )
 from streamhouse_operator.builders.configmap import configmap_name, get_configmap
 from streamhouse_operator.builders.monitoring import get_service_monitor
+from streamhouse_operator.builders.networkpolicy import get_network_policy
 from streamhouse_operator.builders.policy import get_pod_disruption_budget
 from streamhouse_operator.builders.service import get_service
 from streamhouse_operator.builders.statefulset import (
@@ -39,6 +40,7 @@ __all__ = [
     "configmap_name",
     "container_resources",
     "get_configmap",
+    "get_network_policy",
     "get_pod_disruption_budget",
     "get_service",
     "get_service_monitor",

@@ -157,7 +157,14 @@ def _volumes_and_mounts(ctx: QueryContext) -> tuple[list[Manifest], list[Manifes
         )
         mounts.append({"name": "kafka-client", "mountPath": KAFKA_CONFIG_DIR, "readOnly": True})
     if spec.udfs is not None:
-        volumes.append({"name": "udfs", "configMap": {"name": spec.udfs.config_map_ref.name}})
+        # The only place, besides the image's `streamhouse.udfs` entry points, the runtime
+        # imports UDF modules from (STREAMHOUSE_UDF_PATH): read-only, files not executable.
+        volumes.append(
+            {
+                "name": "udfs",
+                "configMap": {"name": spec.udfs.config_map_ref.name, "defaultMode": 0o444},
+            }
+        )
         mounts.append({"name": "udfs", "mountPath": UDF_DIR, "readOnly": True})
     return volumes, mounts
 

@@ -10,17 +10,22 @@ from typing import Any
 from pydantic import ValidationError
 
 from streamhouse_operator.models import streamquery as model
+from streamhouse_operator.policy import Policy
 from streamhouse_runtime.program import load_single_query
 from streamhouse_runtime.sql.errors import SqlValidationError
 
 
-def problem(spec: Mapping[str, Any]) -> str | None:
-    """Why this spec cannot run, as one line for the user; None when it can."""
+def problem(spec: Mapping[str, Any], policy: Policy | None = None) -> str | None:
+    """Why this spec cannot run (or may not, under the administrator's `policy`), as one line
+    for the user; None when it can."""
     try:
         parsed = model.StreamQuerySpec.model_validate(dict(spec))
     except ValidationError as invalid:
         first = invalid.errors()[0]
         return f"spec.{'.'.join(str(p) for p in first['loc'])}: {first['msg']}"
+    violation = policy.violation(parsed) if policy is not None else None
+    if violation is not None:
+        return violation.render()
     try:
         load_single_query(parsed.sql, udf_directory_mounted=parsed.udfs is not None)
     except SqlValidationError as invalid:

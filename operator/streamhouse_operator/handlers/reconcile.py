@@ -31,6 +31,7 @@ from streamhouse_operator.builders import (
     METRICS_PORT,
     QueryContext,
     get_configmap,
+    get_network_policy,
     get_pod_disruption_budget,
     get_service,
     get_service_monitor,
@@ -53,6 +54,7 @@ from streamhouse_operator.models.status import (
     format_watermark,
     set_condition,
 )
+from streamhouse_operator.policy import Policy
 from streamhouse_runtime.plan.explain import explain_text, summary
 from streamhouse_runtime.plan.nodes import PlanNode
 from streamhouse_runtime.plan.planner import plan_statement
@@ -197,8 +199,13 @@ def reconcile(
     image: str,
     scraper: Scraper | None = None,
     now: datetime | None = None,
+    policy: Policy | None = None,
 ) -> StreamQueryStatus:
-    """Bring the children in line with the spec; returns the status to write."""
+    """Bring the children in line with the spec; returns the status to write.
+
+    `policy` is the administrator's (default: only the operator's own image repository, no
+    service account but the default): a spec it refuses is FAILED, Validated=False with
+    reason PolicyViolation, and nothing is deployed or changed."""
     now = now or datetime.now(UTC)
     try:
         parsed = model.StreamQuerySpec.model_validate(dict(spec))
@@ -207,6 +214,13 @@ def reconcile(
         field = "spec." + ".".join(str(part) for part in first["loc"])
         error = QueryError(code="INVALID_SPEC", message=first["msg"], field=field)
         return _failed(status, generation, error, "InvalidSpec", now)
+    chosen = policy or Policy.from_env(image, {})
+    violation = chosen.violation(parsed)
+    if violation is not None:
+        error = QueryError(
+            code=violation.code.value, message=violation.message, field=violation.field
+        )
+        return _failed(status, generation, error, "PolicyViolation", now)
     try:
         _, statement = load_single_query(parsed.sql, udf_directory_mounted=parsed.udfs is not None)
     except SqlValidationError as invalid:
@@ -287,6 +301,12 @@ def reconcile(
     stopping = _stop_for_handoff(kube, statefulset)
     # While the old pods stop, they keep their SQL: the ConfigMap changes with the new pods.
     children = [get_service(context), get_pod_disruption_budget(context)]
+    # The NetworkPolicy goes before the StatefulSet, so no pod runs unrestricted for a moment.
+    network_policy = get_network_policy(context)
+    if chosen.network_policy(parsed):
+        children.append(network_policy)
+    else:  # turned off (or never on): none left behind
+        kube.delete(network_policy["apiVersion"], network_policy["kind"], name, namespace)
     if not stopping:
         children = [get_configmap(context), *children, statefulset]
     for manifest in children:

@@ -22,6 +22,9 @@ from pydantic import (
     model_validator,
 )
 from pydantic.alias_generators import to_camel
+from pydantic_core import PydanticCustomError
+
+from streamhouse_operator.models import kafka_overrides
 
 GROUP = "streamhouse.io"
 VERSION = "v1alpha1"
@@ -50,24 +53,8 @@ QUANTITY_PATTERN = (
 DURATION_PATTERN = r"^([0-9]{1,9}(ms|s|m|h))+$"
 TOPIC_PATTERN = r"^[a-zA-Z0-9._-]{1,249}$"
 LABEL_VALUE_PATTERN = r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$"
-# librdkafka property names: lower-case words joined by dots.
-KAFKA_PROPERTY_PATTERN = r"^[a-z][a-z0-9._]{0,127}$"
-
-# Kafka client properties the overrides may not set. Security settings carry passwords and keys,
-# which belong in the Secret named by `kafka.secretRef` (mounted as a file, never put in env);
-# bootstrap servers and the consumer group are the operator's (the group is keyed to the uid).
-RESERVED_KAFKA_PREFIXES = ("sasl.", "ssl.")
-RESERVED_KAFKA_PROPERTIES = ("bootstrap.servers", "group.id")
-
-_KAFKA_OVERRIDE_RULE = (
-    "self.all(k, k.matches('" + KAFKA_PROPERTY_PATTERN + "')"
-    " && !k.startsWith('sasl.') && !k.startsWith('ssl.')"
-    " && !(k in ['bootstrap.servers', 'group.id']))"
-)
-_KAFKA_OVERRIDE_MESSAGE = (
-    "keys must be librdkafka property names; sasl.* and ssl.* belong in the Secret named by "
-    "kafka.secretRef, and bootstrap.servers and group.id are set by the operator"
-)
+# librdkafka property names; which overrides are refused and why: models/kafka_overrides.py.
+KAFKA_PROPERTY_PATTERN = kafka_overrides.KAFKA_PROPERTY_PATTERN
 
 
 class _Model(BaseModel):
@@ -146,30 +133,22 @@ class KafkaSpec(_Model):
         default_factory=dict,
         max_length=64,
         description="librdkafka consumer property overrides.",
-        json_schema_extra={
-            "x-kubernetes-validations": [
-                {"rule": _KAFKA_OVERRIDE_RULE, "message": _KAFKA_OVERRIDE_MESSAGE}
-            ]
-        },
+        json_schema_extra={"x-kubernetes-validations": kafka_overrides.CEL_RULES},
     )
     producer: dict[str, KafkaValue] = Field(
         default_factory=dict,
         max_length=64,
         description="librdkafka producer property overrides.",
-        json_schema_extra={
-            "x-kubernetes-validations": [
-                {"rule": _KAFKA_OVERRIDE_RULE, "message": _KAFKA_OVERRIDE_MESSAGE}
-            ]
-        },
+        json_schema_extra={"x-kubernetes-validations": kafka_overrides.CEL_RULES},
     )
 
     @field_validator("consumer", "producer")
     @classmethod
-    def _no_reserved_properties(cls, overrides: dict[str, str]) -> dict[str, str]:
-        for key in overrides:
-            reserved = key in RESERVED_KAFKA_PROPERTIES or key.startswith(RESERVED_KAFKA_PREFIXES)
-            if reserved or not re.fullmatch(KAFKA_PROPERTY_PATTERN, key):
-                raise ValueError(f"{key!r}: {_KAFKA_OVERRIDE_MESSAGE}")
+    def _no_refused_overrides(cls, overrides: dict[str, str]) -> dict[str, str]:
+        for key, value in overrides.items():
+            reason = kafka_overrides.override_problem(key, value)
+            if reason is not None:
+                raise PydanticCustomError("kafka_override", "{reason}", {"reason": reason})
         return overrides
 
 
@@ -301,6 +280,19 @@ class SchemaRegistrySpec(_Model):
     )
 
 
+class NetworkPolicySpec(_Model):
+    """A NetworkPolicy for the query's pods (needs a CNI plugin that enforces NetworkPolicy)."""
+
+    enabled: bool = Field(
+        default=False,
+        description=(
+            "Egress only to the Kafka bootstrap servers' and schema registry's ports and DNS, "
+            "ingress only to the metrics port. Always on when the chart's "
+            "networkPolicy.enabled is."
+        ),
+    )
+
+
 class StreamQuerySpec(_Model):
     """What the user wants to run."""
 
@@ -380,6 +372,9 @@ class StreamQuerySpec(_Model):
     udfs: UdfSpec | None = Field(default=None, description="Python user-defined functions.")
     schema_registry: SchemaRegistrySpec | None = Field(
         default=None, description="Schema registry for AVRO data."
+    )
+    network_policy: NetworkPolicySpec | None = Field(
+        default=None, description="Restrict the pods' network traffic with a NetworkPolicy."
     )
     delete_internal_topics: bool = Field(
         default=False,

@@ -51,6 +51,7 @@ FULL_SPEC: dict[str, Any] = {
     },
     "udfs": {"configMapRef": {"name": "order-udfs"}},
     "schemaRegistry": {"url": "http://schema-registry:8081"},
+    "networkPolicy": {"enabled": True},
     "deleteInternalTopics": True,
 }
 
@@ -62,6 +63,7 @@ class InvalidSpec:
     id: str
     spec: dict[str, Any] = field(default_factory=dict)
     field: str = ""
+    message: str = ""  # also in both sides' messages, when set (an error code, say)
 
     def full(self) -> dict[str, Any]:
         return {**BASE_SPEC, **self.spec}
@@ -129,6 +131,48 @@ INVALID_SPECS = [
         "spec.podTemplate.tolerations[0].operator",
     ),
     InvalidSpec("image-with-spaces", {"image": "my image"}, "spec.image"),
+    *(
+        InvalidSpec(
+            f"override-{side}-{key}-{value}".replace("_", "-").replace(".", "-"),
+            {"kafka": {"bootstrapServers": "k:9092", side: {key: value}}},
+            f"spec.kafka.{side}",
+            code,
+        )
+        for side, key, value, code in [
+            # Code loading (librdkafka CONFIGURATION.md): dlopen, callbacks, shell commands.
+            ("consumer", "plugin.library.paths", "/tmp/evil.so", "E420"),
+            ("producer", "plugin.library.paths", "monitoring-interceptor", "E420"),
+            ("producer", "interceptors", "x", "E420"),
+            ("consumer", "some.library.path", "x", "E420"),
+            ("producer", "on_delivery", "os.system", "E420"),
+            ("consumer", "oauthbearer_token_refresh_cb", "x", "E420"),
+            ("producer", "error_cb", "x", "E420"),
+            ("consumer", "kerberos.kinit.cmd", "sh -c id", "E420"),
+            # Security settings belong in the Secret; plaintext would send its password.
+            ("consumer", "security.protocol", "plaintext", "Secret"),
+            ("producer", "enable.ssl.certificate.verification", "false", "Secret"),
+            ("consumer", "https.ca.location", "/tmp", "Secret"),
+            # The delivery guarantee: acks=all, idempotence, read_committed, own commits.
+            ("producer", "acks", "0", "E421"),
+            ("producer", "acks", "1", "E421"),
+            ("producer", "acks", "0x0", "E421"),
+            ("producer", "request.required.acks", "0", "E421"),
+            ("producer", "enable.idempotence", "false", "E421"),
+            ("producer", "enable.idempotence", "0", "E421"),
+            ("consumer", "isolation.level", "read_uncommitted", "E421"),
+            ("consumer", "isolation.level", "READ_UNCOMMITTED", "E421"),
+            ("consumer", "enable.auto.commit", "true", "E421"),
+            ("consumer", "auto.commit.enable", "t", "E421"),
+        ]
+    ),
+]
+
+# Overrides that keep the guarantee, in librdkafka's case-insensitive spellings: both accept.
+ACCEPTED_OVERRIDES: list[dict[str, dict[str, str]]] = [
+    {"producer": {"acks": "all", "enable.idempotence": "true", "log_level": "7"}},
+    {"producer": {"acks": "-1", "request.required.acks": "ALL", "enable.idempotence": "T"}},
+    {"consumer": {"isolation.level": "Read_Committed", "enable.auto.commit": "false"}},
+    {"consumer": {"auto.commit.enable": "0", "debug": "consumer,fetch"}},
 ]
 
 VALID_NAMES = ["orders", "a", "high-value-orders-2", "q" * model.MAX_NAME_LENGTH]

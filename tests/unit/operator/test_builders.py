@@ -298,9 +298,16 @@ def test_kafka_secret_is_mounted_as_a_file_and_never_put_in_env() -> None:
 def test_udf_configmap_is_mounted_on_the_udf_path() -> None:
     ctx = full_context()
     volumes = {v["name"]: v for v in pod_spec(ctx)["volumes"]}
-    assert volumes["udfs"] == {"name": "udfs", "configMap": {"name": "order-udfs"}}
-    mounts = {m["name"]: m["mountPath"] for m in container(ctx)["volumeMounts"]}
-    assert mounts["udfs"] == "/etc/streamhouse/udfs"
+    assert volumes["udfs"] == {
+        "name": "udfs",
+        "configMap": {"name": "order-udfs", "defaultMode": 0o444},  # nobody may write them
+    }
+    mounts = {m["name"]: m for m in container(ctx)["volumeMounts"]}
+    assert mounts["udfs"] == {
+        "name": "udfs",
+        "mountPath": "/etc/streamhouse/udfs",
+        "readOnly": True,
+    }
     assert env(ctx)["STREAMHOUSE_UDF_PATH"] == "/etc/streamhouse/udfs"
 
 

@@ -22,6 +22,7 @@ from streamhouse_operator.models.status import (
     set_condition,
 )
 from tests.unit.operator.spec_cases import (
+    ACCEPTED_OVERRIDES,
     BASE_SPEC,
     FULL_SPEC,
     INVALID_NAMES,
@@ -43,6 +44,19 @@ def test_invalid_spec_is_rejected_by_the_model_naming_the_same_field(case: Inval
     # `spec.podTemplate.tolerations[0].operator`: compare the path's words.
     for part in re.split(r"[.\[\]]+", case.field.removeprefix("spec.")):
         assert part and part in text, (part, text)
+    assert case.message in text
+
+
+@pytest.mark.parametrize("overrides", ACCEPTED_OVERRIDES)
+def test_overrides_that_keep_the_guarantee_are_accepted(
+    overrides: dict[str, dict[str, str]],
+) -> None:
+    """The same overrides tests/k8s/test_crd.py sends to the real API server."""
+    spec = model.StreamQuerySpec.model_validate(
+        {**BASE_SPEC, "kafka": {"bootstrapServers": "k:9092", **overrides}}
+    )
+    assert spec.kafka.consumer == overrides.get("consumer", {})
+    assert spec.kafka.producer == overrides.get("producer", {})
 
 
 def test_full_spec_round_trips_through_json_with_the_crd_field_names() -> None:
