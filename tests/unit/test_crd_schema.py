@@ -46,7 +46,9 @@ def test_every_cel_rule_explains_itself() -> None:
         for node in [root, *_walk(crd.spec_schema())]
         for rule in node.get("x-kubernetes-validations", [])
     ]
-    assert len(rules) == 6  # name, dead-letter topic, limits, storage, consumer, producer
+    # name, dead-letter topic, limits, storage; consumer and producer overrides: names,
+    # no code (E420), no weaker delivery (E421)
+    assert len(rules) == 10
     for rule in rules:
         assert rule["message"] and rule["rule"]
 
