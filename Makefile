@@ -25,6 +25,7 @@ services:
 	scripts/build-kafka.sh >/dev/null & kafka=$$!; \
 	scripts/build-registry.sh >/dev/null & registry=$$!; \
 	scripts/build-k8s.sh >/dev/null; \
+	scripts/build-promtool.sh >/dev/null; \
 	wait $$kafka; \
 	wait $$registry
 

@@ -3,7 +3,9 @@ reads, and status patches. "Already exists" is not an error: apply is create-or-
 
 from __future__ import annotations
 
+import logging
 import os
+from datetime import UTC, datetime
 from typing import Any
 
 from kubernetes import client, config, dynamic
@@ -12,7 +14,10 @@ from kubernetes.dynamic.exceptions import NotFoundError, ResourceNotFoundError
 
 from streamhouse_operator.models import streamquery as model
 
+log = logging.getLogger(__name__)
+
 FIELD_MANAGER = "streamhouse-operator"
+EVENT_SOURCE = "streamhouse-operator"
 SCALER_FIELD_MANAGER = "streamhouse-operator-rescale"
 Manifest = dict[str, Any]
 
@@ -91,3 +96,33 @@ class Kube:
         except ApiException as error:
             if error.status != 404:  # deleted meanwhile: nothing left to report on
                 raise
+
+    def post_event(self, involved: Manifest, event_type: str, reason: str, message: str) -> None:
+        """A core/v1 Event on `involved` (apiVersion, kind, name, namespace, uid), shown by
+        `kubectl describe` and `kubectl get events`. Best effort: an event that cannot be
+        posted is logged, never fails the reconcile."""
+        now = datetime.now(UTC)
+        stamp = now.strftime("%Y-%m-%dT%H:%M:%SZ")
+        namespace = involved["namespace"]
+        body = {
+            "apiVersion": "v1",
+            "kind": "Event",
+            "metadata": {
+                "generateName": f"{involved['name']}.",
+                "namespace": namespace,
+            },
+            "involvedObject": involved,
+            "type": event_type,
+            "reason": reason,
+            "message": message[:1024],
+            "source": {"component": EVENT_SOURCE},
+            "reportingComponent": EVENT_SOURCE,
+            "reportingInstance": EVENT_SOURCE,
+            "firstTimestamp": stamp,
+            "lastTimestamp": stamp,
+            "count": 1,
+        }
+        try:
+            client.CoreV1Api(self.api).create_namespaced_event(namespace, body)  # type: ignore[arg-type]
+        except ApiException as error:
+            log.warning("could not post event %s on %s: %s", reason, involved["name"], error.status)

@@ -17,14 +17,23 @@ from streamhouse_operator.handlers.delete import finalize
 from streamhouse_operator.handlers.reconcile import reconcile
 from streamhouse_operator.kube import Kube
 from streamhouse_operator.live import Scraper
+from streamhouse_operator.metrics import OperatorMetrics
 from streamhouse_operator.models import streamquery as model
-from streamhouse_operator.models.status import TRANSIENT_FIELDS
+from streamhouse_operator.models.status import (
+    TRANSIENT_FIELDS,
+    ConditionStatus,
+    ConditionType,
+    get_condition,
+)
 
 DEFAULT_IMAGE = os.environ.get("STREAMHOUSE_IMAGE", "streamhouse:0.1.0")
 WEBHOOK_ADDRESS = os.environ.get("STREAMHOUSE_WEBHOOK_ADDR")
 # The ValidatingWebhookConfiguration kopf keeps; one per operator installation.
 WEBHOOK_NAME = os.environ.get("STREAMHOUSE_WEBHOOK_NAME", "streamhouse.io")
 OBSERVE_INTERVAL_S = float(os.environ.get("STREAMHOUSE_OBSERVE_INTERVAL_S", "10"))
+# The operator's own /metrics (reconciles, errors, durations, queries per lifecycle state).
+METRICS_PORT = os.environ.get("STREAMHOUSE_OPERATOR_METRICS_PORT")
+METRICS_ADDRESS = os.environ.get("STREAMHOUSE_OPERATOR_METRICS_ADDR", "0.0.0.0")
 STOP_WAIT_RETRIES = 30  # x 2 s: how long a delete waits for the pods before removing topics
 
 
@@ -34,6 +43,7 @@ def _kube() -> Kube:
 
 
 SCRAPER = Scraper()  # remembers the last scrape of each query, for rates
+METRICS = OperatorMetrics()
 
 
 @kopf.on.startup()
@@ -42,6 +52,8 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     settings.posting.level = logging.WARNING
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix="streamhouse.io")
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(prefix="streamhouse.io")
+    if METRICS_PORT:
+        METRICS.serve(int(METRICS_PORT), METRICS_ADDRESS)
     address = WEBHOOK_ADDRESS
     if address:
         # The API server calls this endpoint on every create/update of a StreamQuery; kopf
@@ -103,16 +115,24 @@ def reconcile_query(
     """Create, update, resume, and every OBSERVE_INTERVAL_S: validate the SQL, apply the
     children (server-side apply is idempotent, so drift such as a StatefulSet deleted by hand
     is repaired), and write status."""
-    result = reconcile(
-        _kube(),
-        name=name,
-        namespace=namespace or "default",
-        uid=uid,
-        generation=int(meta.get("generation") or 1),
-        spec=dict(spec),
-        status=dict(status),
-        image=DEFAULT_IMAGE,
-        scraper=SCRAPER,
+    with METRICS.reconciling():
+        result = reconcile(
+            _kube(),
+            name=name,
+            namespace=namespace or "default",
+            uid=uid,
+            generation=int(meta.get("generation") or 1),
+            spec=dict(spec),
+            status=dict(status),
+            image=DEFAULT_IMAGE,
+            scraper=SCRAPER,
+        )
+    ready = get_condition(result.conditions, ConditionType.READY)
+    METRICS.observed(
+        namespace or "default",
+        name,
+        result.lifecycle_state,
+        ready is not None and ready.status is ConditionStatus.TRUE,
     )
     # A merge patch keeps what it does not name: transient fields are cleared explicitly.
     patch.status.update(result.as_patch(clear=[f for f in TRANSIENT_FIELDS if f in status]))
@@ -150,3 +170,9 @@ def delete_query(
     if deleted is None:
         raise kopf.TemporaryError("waiting for the query's pods to stop", delay=2)
     SCRAPER.forget(uid)
+
+
+@kopf.on.delete(model.GROUP, model.VERSION, model.PLURAL, optional=True, id="metrics")
+def forget_query(*, name: str, namespace: str | None, **_: Any) -> None:
+    """A deleted query leaves the operator's metrics (no finalizer: optional)."""
+    METRICS.forget(namespace or "default", name)

@@ -51,6 +51,7 @@ from streamhouse_operator.models.status import (
     QueryError,
     StreamQueryStatus,
     format_watermark,
+    get_condition,
     set_condition,
 )
 from streamhouse_runtime.plan.explain import explain_text, summary
@@ -63,6 +64,34 @@ from streamhouse_runtime.sql.errors import SqlValidationError
 log = logging.getLogger(__name__)
 
 CRASH_LOOP_REASONS = frozenset({"CrashLoopBackOff", "Error", "ImagePullBackOff", "ErrImagePull"})
+
+
+def involved_object(name: str, namespace: str, uid: str) -> dict[str, str]:
+    """The StreamQuery as an event's involvedObject."""
+    return {
+        "apiVersion": f"{model.GROUP}/{model.VERSION}",
+        "kind": model.KIND,
+        "name": name,
+        "namespace": namespace,
+        "uid": uid,
+    }
+
+
+def announce(
+    kube: Kube,
+    involved: Mapping[str, str],
+    before: str | None,
+    after: StreamQueryStatus,
+    reason: str,
+    message: str,
+) -> None:
+    """A Kubernetes event when the lifecycle state changes (Warning into FAILED)."""
+    state = after.lifecycle_state
+    if state is None or before == state.value:
+        return
+    warning = state is LifecycleState.FAILED
+    text = f"{before or 'new'} -> {state.value}" + (f": {message}" if message else "")
+    kube.post_event(dict(involved), "Warning" if warning else "Normal", reason, text)
 
 
 def _conditions(status: Mapping[str, Any]) -> list[Condition]:
@@ -198,15 +227,20 @@ def reconcile(
     scraper: Scraper | None = None,
     now: datetime | None = None,
 ) -> StreamQueryStatus:
-    """Bring the children in line with the spec; returns the status to write."""
+    """Bring the children in line with the spec; returns the status to write. Every
+    lifecycle transition (and a refused upgrade) is also posted as a Kubernetes event."""
     now = now or datetime.now(UTC)
+    involved = involved_object(name, namespace, uid)
+    before = status.get("lifecycleState")
     try:
         parsed = model.StreamQuerySpec.model_validate(dict(spec))
     except ValidationError as invalid:
         first = invalid.errors()[0]
         field = "spec." + ".".join(str(part) for part in first["loc"])
         error = QueryError(code="INVALID_SPEC", message=first["msg"], field=field)
-        return _failed(status, generation, error, "InvalidSpec", now)
+        failed = _failed(status, generation, error, "InvalidSpec", now)
+        announce(kube, involved, before, failed, "InvalidSpec", f"{field}: {first['msg']}")
+        return failed
     try:
         _, statement = load_single_query(parsed.sql)
     except SqlValidationError as invalid:
@@ -218,13 +252,23 @@ def reconcile(
             column=sql_error.column,
             field="spec.sql",
         )
-        return _failed(status, generation, error, "InvalidSQL", now)
+        failed = _failed(status, generation, error, "InvalidSQL", now)
+        announce(
+            kube, involved, before, failed, "InvalidSQL", f"error[{error.code}] {error.message}"
+        )
+        return failed
 
     plan = plan_statement(statement)
     ids = identity(uid, parsed, plan, status)
     if ids.refused:
         assert ids.upgrade is not None
-        return _refused(kube, name, namespace, generation, status, ids.upgrade, now)
+        refused = _refused(kube, name, namespace, generation, status, ids.upgrade, now)
+        already = (status.get("error") or {}).get("code") == "STATE_INCOMPATIBLE"
+        if not already or status.get("observedGeneration") != generation:
+            assert refused.error is not None
+            kube.post_event(dict(involved), "Warning", "UpgradeRefused", refused.error.message)
+        announce(kube, involved, before, refused, "UpgradeRefused", "")
+        return refused
     context = QueryContext(
         name=name,
         namespace=namespace,
@@ -282,6 +326,8 @@ def reconcile(
             plan_fingerprint=context.plan_fingerprint,
         )
         kube.patch_status(name, namespace, intent.as_patch())  # intent first, then act
+        announce(kube, involved, before, intent, rolling.value.title(), action)
+        before = rolling.value
 
     statefulset = get_statefulset(context)
     stopping = _stop_for_handoff(kube, statefulset)
@@ -305,6 +351,15 @@ def reconcile(
     )
     used = {*status.get("identities", []), context.query_id, context.state_id}
     observed.identities = sorted(used)
+    ready = get_condition(observed.conditions, ConditionType.READY)
+    announce(
+        kube,
+        involved,
+        before,
+        observed,
+        observed.lifecycle_state.value.title() if observed.lifecycle_state else "Observed",
+        ready.message if ready else "",
+    )
     return observed
 
 
