@@ -31,9 +31,6 @@ WEBHOOK_ADDRESS = os.environ.get("STREAMHOUSE_WEBHOOK_ADDR")
 # The ValidatingWebhookConfiguration kopf keeps; one per operator installation.
 WEBHOOK_NAME = os.environ.get("STREAMHOUSE_WEBHOOK_NAME", "streamhouse.io")
 OBSERVE_INTERVAL_S = float(os.environ.get("STREAMHOUSE_OBSERVE_INTERVAL_S", "10"))
-# The operator's own /metrics (reconciles, errors, durations, queries per lifecycle state).
-METRICS_PORT = os.environ.get("STREAMHOUSE_OPERATOR_METRICS_PORT")
-METRICS_ADDRESS = os.environ.get("STREAMHOUSE_OPERATOR_METRICS_ADDR", "0.0.0.0")
 STOP_WAIT_RETRIES = 30  # x 2 s: how long a delete waits for the pods before removing topics
 
 
@@ -52,8 +49,12 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     settings.posting.level = logging.WARNING
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix="streamhouse.io")
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(prefix="streamhouse.io")
-    if METRICS_PORT:
-        METRICS.serve(int(METRICS_PORT), METRICS_ADDRESS)
+    # The operator's own /metrics (reconciles, errors, durations, queries per lifecycle state).
+    metrics_port = os.environ.get("STREAMHOUSE_OPERATOR_METRICS_PORT")
+    if metrics_port:
+        METRICS.serve(
+            int(metrics_port), os.environ.get("STREAMHOUSE_OPERATOR_METRICS_ADDR", "0.0.0.0")
+        )
     address = WEBHOOK_ADDRESS
     if address:
         # The API server calls this endpoint on every create/update of a StreamQuery; kopf
