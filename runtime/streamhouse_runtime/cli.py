@@ -13,7 +13,7 @@ import sys
 from collections.abc import Callable, Sequence
 from importlib.metadata import entry_points
 
-from streamhouse_runtime import __version__, sql_commands
+from streamhouse_runtime import __version__, catalog_commands, sql_commands
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -48,11 +48,15 @@ def build_parser() -> argparse.ArgumentParser:
     version = commands.add_parser("version", help="print the version")
     version.set_defaults(handler=_version)
     sql_commands.register(commands)
+    catalog_commands.register(commands)
     test = commands.add_parser("test", help="run statements over in-memory topics, compare")
     test.add_argument("-s", "--statements", required=True, help="SQL file or StreamQuery YAML")
     test.add_argument("-i", "--input", required=True, help="input records (JSON)")
     test.add_argument("-o", "--output", help="expected output records (JSON)")
     test.add_argument("--record", help="write the produced records to this file")
+    test.add_argument(
+        "-c", "--catalog", action="append", metavar="PATH", help="StreamSource manifests"
+    )
     test.set_defaults(handler=_test)
     run = commands.add_parser("run", help="run one query (what every query pod runs)")
     run.add_argument("--query", help="SQL file (default: $STREAMHOUSE_QUERY_FILE)")

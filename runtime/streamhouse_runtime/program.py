@@ -5,19 +5,23 @@ from __future__ import annotations
 
 import importlib
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 from streamhouse_runtime.exec.topology import NotExecutable, split_stages
 from streamhouse_runtime.plan.nodes import Sink
 from streamhouse_runtime.plan.planner import plan_statement
 from streamhouse_runtime.sql.analyzer import analyze
+from streamhouse_runtime.sql.catalog import Source
 from streamhouse_runtime.sql.errors import ErrorCode, SqlError, SqlValidationError
 from streamhouse_runtime.sql.query import AnalyzedStatement, Program
 
 
-def load_single_query(sql: str) -> tuple[Program, AnalyzedStatement]:
-    """Analyze `sql`; it must hold exactly one persistent query that the runtime can run."""
-    program = analyze(sql)
+def load_single_query(
+    sql: str, shared: Mapping[str, Source] | None = None
+) -> tuple[Program, AnalyzedStatement]:
+    """Analyze `sql` (names it does not declare resolve against the `shared` catalog); it must
+    hold exactly one persistent query that the runtime can run."""
+    program = analyze(sql, shared)
     queries = program.persistent_queries
     if not queries:
         raise SqlValidationError(

@@ -51,6 +51,13 @@ class ErrorCode(StrEnum):
     INVALID_PATTERN = "E407"
     TIMESTAMP_REQUIRED = "E408"
 
+    # The shared catalog (StreamSource declarations)
+    NOT_A_DECLARATION = "E430"
+    DUPLICATE_DECLARATION = "E431"
+    DECLARATION_IN_USE = "E432"
+    CATALOG_INCOMPATIBLE = "E433"
+    SCHEMA_IMPORT = "E434"
+
 
 @dataclass(frozen=True)
 class SqlError:
