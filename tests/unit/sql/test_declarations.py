@@ -66,7 +66,7 @@ def test_the_querys_own_declaration_takes_precedence() -> None:
         "CREATE STREAM big AS SELECT * FROM orders WHERE total > 1;"
     )
     program = analyze(own, catalog)
-    assert program.catalog.source("orders").topic == "mine"  # type: ignore[union-attr]
+    assert program.catalog.source("orders").topic == "mine"
     assert program.catalog.shared_used == frozenset()
 
 
