@@ -44,6 +44,8 @@ test: lint typecheck pytest
 crds: venv
 	$(BIN)/streamhouse crd > crds/streamquery.yaml
 	cp crds/streamquery.yaml helm/streamhouse/crds/streamquery.yaml
+	$(BIN)/streamhouse crd --catalog > crds/streamsource.yaml
+	cp crds/streamsource.yaml helm/streamhouse/crds/streamsource.yaml
 
 demo: venv services
 	$(BIN)/python -m scripts.demo

@@ -13,12 +13,19 @@ from typing import Any
 import kopf
 
 from streamhouse_operator.handlers.admission import problem
+from streamhouse_operator.handlers.catalog import (
+    declaration_problem,
+    delete_problem,
+    namespace_catalog,
+    source_status,
+)
 from streamhouse_operator.handlers.delete import finalize
 from streamhouse_operator.handlers.reconcile import reconcile
 from streamhouse_operator.kube import Kube
 from streamhouse_operator.live import Scraper
 from streamhouse_operator.metrics import OperatorMetrics
 from streamhouse_operator.models import streamquery as model
+from streamhouse_operator.models import streamsource as catalog_model
 from streamhouse_operator.models.status import (
     TRANSIENT_FIELDS,
     ConditionStatus,
@@ -77,9 +84,27 @@ def validate_query(*, spec: kopf.Spec, **kwargs: Any) -> None:
     old_spec = old.get("spec")
     if old_spec is not None and dict(old_spec) == dict(spec):
         return
-    reason = problem(dict(spec))
+    namespace = kwargs.get("namespace") or "default"
+    reason = problem(dict(spec), namespace_catalog(_kube(), namespace).sources)
     if reason is not None:
         raise kopf.AdmissionError(reason, code=422)
+
+
+def validate_source(*, spec: kopf.Spec, name: str, **kwargs: Any) -> None:
+    """Admission of a StreamSource: a create or update must hold one valid declaration whose
+    name no other StreamSource declares; a delete is refused while queries read it."""
+    namespace = kwargs.get("namespace") or "default"
+    if kwargs.get("operation") == "DELETE":
+        refusal = delete_problem(_kube(), namespace, name, dict(spec))
+        if refusal is not None:
+            raise kopf.AdmissionError(refusal, code=409)
+        return
+    old = kwargs.get("old") or {}
+    if old.get("spec") is not None and dict(old["spec"]) == dict(spec):
+        return
+    invalid = declaration_problem(_kube(), namespace, name, dict(spec))
+    if invalid is not None:
+        raise kopf.AdmissionError(invalid.render("spec.sql"), code=422)
 
 
 # kopf refuses to start with admission handlers but no webhook server, so the handler exists
@@ -90,6 +115,13 @@ if WEBHOOK_ADDRESS:
     kopf.on.validate(
         model.GROUP, model.VERSION, model.PLURAL, id="sql", operations=["CREATE", "UPDATE"]
     )(validate_query)
+    kopf.on.validate(
+        model.GROUP,
+        model.VERSION,
+        catalog_model.PLURAL,
+        id="catalog",
+        operations=["CREATE", "UPDATE", "DELETE"],
+    )(validate_source)
 
 
 @kopf.on.login()
@@ -177,3 +209,30 @@ def delete_query(
 def forget_query(*, name: str, namespace: str | None, **_: Any) -> None:
     """A deleted query leaves the operator's metrics (no finalizer: optional)."""
     METRICS.forget(namespace or "default", name)
+
+
+@kopf.on.resume(model.GROUP, model.VERSION, catalog_model.PLURAL)
+@kopf.on.create(model.GROUP, model.VERSION, catalog_model.PLURAL)
+@kopf.on.update(model.GROUP, model.VERSION, catalog_model.PLURAL)
+@kopf.timer(model.GROUP, model.VERSION, catalog_model.PLURAL, interval=OBSERVE_INTERVAL_S, idle=1)
+def reconcile_source(
+    *,
+    name: str,
+    namespace: str | None,
+    meta: kopf.Meta,
+    spec: kopf.Spec,
+    status: kopf.Status,
+    patch: kopf.Patch,
+    **_: Any,
+) -> None:
+    """A catalog declaration: validate it (same codes as the webhook) and write what it
+    declares and which queries read it. Queries pick a change up on their next re-check."""
+    result = source_status(
+        _kube(),
+        namespace or "default",
+        name,
+        int(meta.get("generation") or 1),
+        dict(spec),
+        dict(status),
+    )
+    patch.status.update(result.model_dump(by_alias=True, exclude_none=True, mode="json"))

@@ -11,18 +11,20 @@ from pydantic import ValidationError
 
 from streamhouse_operator.models import streamquery as model
 from streamhouse_runtime.program import load_single_query
+from streamhouse_runtime.sql.catalog import Source
 from streamhouse_runtime.sql.errors import SqlValidationError
 
 
-def problem(spec: Mapping[str, Any]) -> str | None:
-    """Why this spec cannot run, as one line for the user; None when it can."""
+def problem(spec: Mapping[str, Any], shared: Mapping[str, Source] | None = None) -> str | None:
+    """Why this spec cannot run, as one line for the user; None when it can. Names the SQL
+    does not declare resolve against `shared`, the namespace's catalog."""
     try:
         parsed = model.StreamQuerySpec.model_validate(dict(spec))
     except ValidationError as invalid:
         first = invalid.errors()[0]
         return f"spec.{'.'.join(str(p) for p in first['loc'])}: {first['msg']}"
     try:
-        load_single_query(parsed.sql)
+        load_single_query(parsed.sql, shared)
     except SqlValidationError as invalid:
         return "; ".join(error.render("spec.sql") for error in invalid.errors[:5])
     return None

@@ -40,9 +40,11 @@ from streamhouse_operator.builders import (
     selector_string,
     successor_id,
 )
+from streamhouse_operator.handlers.catalog import namespace_catalog, output_source
 from streamhouse_operator.kube import Kube
 from streamhouse_operator.live import LiveFigures, Scraper, pod_metrics_urls
 from streamhouse_operator.models import streamquery as model
+from streamhouse_operator.models import streamsource as catalog_model
 from streamhouse_operator.models.status import (
     Condition,
     ConditionStatus,
@@ -59,7 +61,8 @@ from streamhouse_runtime.plan.nodes import PlanNode
 from streamhouse_runtime.plan.planner import plan_statement
 from streamhouse_runtime.plan.upgrade import Upgrade, UpgradeKind, classify, state_fingerprint
 from streamhouse_runtime.program import load_single_query
-from streamhouse_runtime.sql.errors import SqlValidationError
+from streamhouse_runtime.sql.declarations import prelude, referenced_names
+from streamhouse_runtime.sql.errors import ErrorCode, SqlValidationError
 
 log = logging.getLogger(__name__)
 
@@ -241,8 +244,10 @@ def reconcile(
         failed = _failed(status, generation, error, "InvalidSpec", now)
         announce(kube, involved, before, failed, "InvalidSpec", f"{field}: {first['msg']}")
         return failed
+    # Names the SQL does not declare resolve against the namespace's StreamSource objects.
+    catalog = namespace_catalog(kube, namespace)
     try:
-        _, statement = load_single_query(parsed.sql)
+        program, statement = load_single_query(parsed.sql, catalog.sources)
     except SqlValidationError as invalid:
         sql_error = invalid.errors[0]
         error = QueryError(
@@ -253,11 +258,36 @@ def reconcile(
             field="spec.sql",
         )
         failed = _failed(status, generation, error, "InvalidSQL", now)
+        reads_catalog = bool(referenced_names(parsed.sql) & set(catalog.sources)) or bool(
+            status.get("catalogSources")
+        )
+        if reads_catalog and status.get("lastReconciledSpec"):
+            # A catalog change broke a query that runs: it keeps running what it ran.
+            message = (
+                f"error[{ErrorCode.CATALOG_INCOMPATIBLE.value}]: the catalog no longer fits "
+                f"the query ({error.message}); it keeps running its previous SQL"
+            )
+            failed.conditions = set_condition(
+                failed.conditions,
+                ConditionType.DEGRADED,
+                ConditionStatus.TRUE,
+                "CatalogIncompatible",
+                message,
+                generation,
+                now,
+            )
+            failed.catalog_sources = status.get("catalogSources")
         announce(
             kube, involved, before, failed, "InvalidSQL", f"error[{error.code}] {error.message}"
         )
         return failed
 
+    used = sorted(program.catalog.shared_used)
+    if used:
+        # What the pods run stands alone: the declarations it reads, then its own SQL. The
+        # upgrade check compares this text, so a changed declaration is a changed query.
+        effective = prelude(catalog.sources, used) + parsed.sql
+        parsed = parsed.model_copy(update={"sql": effective})
     plan = plan_statement(statement)
     ids = identity(uid, parsed, plan, status)
     if ids.refused:
@@ -340,6 +370,8 @@ def reconcile(
     if kube.has_kind("monitoring.coreos.com/v1", "ServiceMonitor"):
         kube.apply(get_service_monitor(context))
     sink = statement.sink
+    if sink is not None and kube.has_kind(catalog_model.API_VERSION, catalog_model.KIND):
+        kube.apply(output_source(name, namespace, uid, sink))  # others read it by name
     observed = observe(
         kube,
         context,
@@ -349,8 +381,9 @@ def reconcile(
         scraper,
         now,
     )
-    used = {*status.get("identities", []), context.query_id, context.state_id}
-    observed.identities = sorted(used)
+    identities = {*status.get("identities", []), context.query_id, context.state_id}
+    observed.identities = sorted(identities)
+    observed.catalog_sources = used or None
     ready = get_condition(observed.conditions, ConditionType.READY)
     announce(
         kube,
