@@ -8,7 +8,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
 
-.PHONY: venv services lint typecheck pytest test demo crds clean
+.PHONY: venv services lint typecheck pytest test demo crds docs clean
 
 $(STAMP): pyproject.toml
 	rm -f $(VENV)/.installed-*
@@ -46,6 +46,10 @@ crds: venv
 	cp crds/streamquery.yaml helm/streamhouse/crds/streamquery.yaml
 	$(BIN)/streamhouse crd --catalog > crds/streamsource.yaml
 	cp crds/streamsource.yaml helm/streamhouse/crds/streamsource.yaml
+
+# docs/crd-reference.md and docs/functions.md are generated from the code.
+docs: venv
+	$(BIN)/python -m scripts.docs
 
 demo: venv services
 	$(BIN)/python -m scripts.demo
