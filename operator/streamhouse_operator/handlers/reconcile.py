@@ -371,7 +371,9 @@ def reconcile(
         kube.apply(get_service_monitor(context))
     sink = statement.sink
     if sink is not None and kube.has_kind(catalog_model.API_VERSION, catalog_model.KIND):
-        kube.apply(output_source(name, namespace, uid, sink))  # others read it by name
+        registered = output_source(name, namespace, uid, sink)
+        if registered is not None:
+            kube.apply(registered)  # other queries read the output by name
     observed = observe(
         kube,
         context,
