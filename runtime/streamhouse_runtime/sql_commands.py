@@ -69,6 +69,9 @@ def validate(args: argparse.Namespace) -> int:
     """Exit 0 when every file is valid; else one `FILE:LINE:COL: error[CODE]: msg` per problem.
     `-c` adds the StreamSource manifests of a file or folder: they are validated too, and the
     files' SQL resolves names against them."""
+    if not args.files and not args.catalog:
+        print("streamhouse validate: name SQL files, manifests or -c PATH", file=sys.stderr)
+        return 2
     try:
         shared = shared_catalog(args.catalog)
     except CatalogFileError as invalid:
