@@ -33,7 +33,7 @@ BIG = "CREATE STREAM big_orders AS SELECT order_id, amount FROM orders WHERE amo
 HUGE = "CREATE STREAM huge_orders AS SELECT * FROM big_orders WHERE amount > 100000;"
 
 
-def _eventually(probe: Callable[[], T | None], what: str, timeout_s: float = 60) -> T:
+def _eventually(probe: Callable[[], T | None], what: str, timeout_s: float = 120) -> T:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         value = probe()
