@@ -8,7 +8,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
 
-.PHONY: venv services browser lint typecheck pytest test demo crds clean
+.PHONY: venv services browser lint typecheck pytest test demo crds docs clean
 
 $(STAMP): pyproject.toml
 	rm -f $(VENV)/.installed-*
@@ -24,9 +24,11 @@ venv: $(STAMP)
 services:
 	scripts/build-kafka.sh >/dev/null & kafka=$$!; \
 	scripts/build-registry.sh >/dev/null & registry=$$!; \
+	scripts/build-promtool.sh >/dev/null & promtool=$$!; \
 	scripts/build-k8s.sh >/dev/null; \
 	wait $$kafka; \
-	wait $$registry
+	wait $$registry; \
+	wait $$promtool
 
 # Debian's chromium, for the web console's browser test (tests/e2e/test_console.py).
 browser:
@@ -47,6 +49,12 @@ test: lint typecheck pytest
 crds: venv
 	$(BIN)/streamhouse crd > crds/streamquery.yaml
 	cp crds/streamquery.yaml helm/streamhouse/crds/streamquery.yaml
+	$(BIN)/streamhouse crd --catalog > crds/streamsource.yaml
+	cp crds/streamsource.yaml helm/streamhouse/crds/streamsource.yaml
+
+# docs/crd-reference.md and docs/functions.md are generated from the code.
+docs: venv
+	$(BIN)/python -m scripts.docs
 
 demo: venv services
 	$(BIN)/python -m scripts.demo

@@ -6,10 +6,10 @@ import argparse
 from typing import Any
 
 
-def _print_crd(_: argparse.Namespace) -> int:
-    from streamhouse_operator.crd import render
+def _print_crd(args: argparse.Namespace) -> int:
+    from streamhouse_operator.crd import render, render_catalog
 
-    print(render(), end="")
+    print(render_catalog() if args.catalog else render(), end="")
     return 0
 
 
@@ -38,6 +38,9 @@ def _run_api(args: argparse.Namespace) -> int:
 def register(commands: Any) -> None:
     """Add the operator's subcommands to the `streamhouse` parser."""
     crd = commands.add_parser("crd", help="print the StreamQuery CustomResourceDefinition")
+    crd.add_argument(
+        "--catalog", action="store_true", help="the StreamSource (shared catalog) CRD instead"
+    )
     crd.set_defaults(handler=_print_crd)
     operator = commands.add_parser("operator", help="run the StreamQuery operator (kopf)")
     operator.add_argument(

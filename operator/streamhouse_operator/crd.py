@@ -155,3 +155,69 @@ def render() -> str:
     """The CRD as the YAML committed under crds/."""
     header = "# Generated from streamhouse_operator.models by `streamhouse crd`. Do not edit.\n"
     return header + yaml.safe_dump(custom_resource_definition(), sort_keys=False)
+
+
+CATALOG_PRINTER_COLUMNS: list[dict[str, Any]] = [
+    {"name": "Declares", "type": "string", "jsonPath": ".status.declares"},
+    {"name": "Topic", "type": "string", "jsonPath": ".status.topic"},
+    {
+        "name": "Valid",
+        "type": "string",
+        "jsonPath": '.status.conditions[?(@.type=="Validated")].status',
+    },
+    {"name": "Used by", "type": "string", "jsonPath": ".status.usedBy"},
+    {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
+]
+
+
+def catalog_resource_definition() -> dict[str, Any]:
+    """The StreamSource CRD (the shared catalog) as a dict."""
+    from streamhouse_operator.models import streamsource
+
+    return {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {"name": f"{streamsource.PLURAL}.{model.GROUP}"},
+        "spec": {
+            "group": model.GROUP,
+            "scope": "Namespaced",
+            "names": {
+                "kind": streamsource.KIND,
+                "listKind": f"{streamsource.KIND}List",
+                "plural": streamsource.PLURAL,
+                "singular": streamsource.SINGULAR,
+                "shortNames": streamsource.SHORT_NAMES,
+                "categories": ["streamhouse"],
+            },
+            "versions": [
+                {
+                    "name": model.VERSION,
+                    "served": True,
+                    "storage": True,
+                    "subresources": {"status": {}},
+                    "additionalPrinterColumns": CATALOG_PRINTER_COLUMNS,
+                    "schema": {
+                        "openAPIV3Schema": {
+                            "type": "object",
+                            "required": ["spec"],
+                            "properties": {
+                                "spec": _model_schema(streamsource.StreamSourceSpec),
+                                "status": {
+                                    **_model_schema(streamsource.StreamSourceStatus),
+                                },
+                            },
+                        }
+                    },
+                }
+            ],
+        },
+    }
+
+
+def render_catalog() -> str:
+    """The StreamSource CRD as the YAML committed under crds/."""
+    header = (
+        "# Generated from streamhouse_operator.models by `streamhouse crd --catalog`. "
+        "Do not edit.\n"
+    )
+    return header + yaml.safe_dump(catalog_resource_definition(), sort_keys=False)

@@ -13,12 +13,25 @@ from typing import Any
 import kopf
 
 from streamhouse_operator.handlers.admission import problem
+from streamhouse_operator.handlers.catalog import (
+    declaration_problem,
+    delete_problem,
+    namespace_catalog,
+    source_status,
+)
 from streamhouse_operator.handlers.delete import finalize
 from streamhouse_operator.handlers.reconcile import reconcile
 from streamhouse_operator.kube import Kube
 from streamhouse_operator.live import Scraper
+from streamhouse_operator.metrics import OperatorMetrics
 from streamhouse_operator.models import streamquery as model
-from streamhouse_operator.models.status import TRANSIENT_FIELDS
+from streamhouse_operator.models import streamsource as catalog_model
+from streamhouse_operator.models.status import (
+    TRANSIENT_FIELDS,
+    ConditionStatus,
+    ConditionType,
+    get_condition,
+)
 from streamhouse_operator.policy import Policy
 from streamhouse_operator.webhook_configuration import tolerate_precreated
 
@@ -36,6 +49,7 @@ def _kube() -> Kube:
 
 
 SCRAPER = Scraper()  # remembers the last scrape of each query, for rates
+METRICS = OperatorMetrics()
 
 
 @kopf.on.startup()
@@ -44,6 +58,12 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     settings.posting.level = logging.WARNING
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix="streamhouse.io")
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(prefix="streamhouse.io")
+    # The operator's own /metrics (reconciles, errors, durations, queries per lifecycle state).
+    metrics_port = os.environ.get("STREAMHOUSE_OPERATOR_METRICS_PORT")
+    if metrics_port:
+        METRICS.serve(
+            int(metrics_port), os.environ.get("STREAMHOUSE_OPERATOR_METRICS_ADDR", "0.0.0.0")
+        )
     address = WEBHOOK_ADDRESS
     if address:
         # The API server calls this endpoint on every create/update of a StreamQuery; kopf
@@ -70,9 +90,31 @@ def validate_query(*, spec: kopf.Spec, **kwargs: Any) -> None:
     old_spec = old.get("spec")
     if old_spec is not None and dict(old_spec) == dict(spec):
         return
-    reason = problem(dict(spec), Policy.from_env(DEFAULT_IMAGE))
+    namespace = kwargs.get("namespace") or "default"
+    reason = problem(
+        dict(spec),
+        Policy.from_env(DEFAULT_IMAGE),
+        namespace_catalog(_kube(), namespace).sources,
+    )
     if reason is not None:
         raise kopf.AdmissionError(reason, code=422)
+
+
+def validate_source(*, spec: kopf.Spec, name: str, **kwargs: Any) -> None:
+    """Admission of a StreamSource: a create or update must hold one valid declaration whose
+    name no other StreamSource declares; a delete is refused while queries read it."""
+    namespace = kwargs.get("namespace") or "default"
+    if kwargs.get("operation") == "DELETE":
+        refusal = delete_problem(_kube(), namespace, name, dict(spec))
+        if refusal is not None:
+            raise kopf.AdmissionError(refusal, code=409)
+        return
+    old = kwargs.get("old") or {}
+    if old.get("spec") is not None and dict(old["spec"]) == dict(spec):
+        return
+    invalid = declaration_problem(_kube(), namespace, name, dict(spec))
+    if invalid is not None:
+        raise kopf.AdmissionError(invalid.render("spec.sql"), code=422)
 
 
 # kopf refuses to start with admission handlers but no webhook server, so the handler exists
@@ -83,6 +125,13 @@ if WEBHOOK_ADDRESS:
     kopf.on.validate(
         model.GROUP, model.VERSION, model.PLURAL, id="sql", operations=["CREATE", "UPDATE"]
     )(validate_query)
+    kopf.on.validate(
+        model.GROUP,
+        model.VERSION,
+        catalog_model.PLURAL,
+        id="catalog",
+        operations=["CREATE", "UPDATE", "DELETE"],
+    )(validate_source)
 
 
 @kopf.on.login()
@@ -109,17 +158,25 @@ def reconcile_query(
     """Create, update, resume, and every OBSERVE_INTERVAL_S: validate the SQL, apply the
     children (server-side apply is idempotent, so drift such as a StatefulSet deleted by hand
     is repaired), and write status."""
-    result = reconcile(
-        _kube(),
-        name=name,
-        namespace=namespace or "default",
-        uid=uid,
-        generation=int(meta.get("generation") or 1),
-        spec=dict(spec),
-        status=dict(status),
-        image=DEFAULT_IMAGE,
-        scraper=SCRAPER,
-        policy=Policy.from_env(DEFAULT_IMAGE),
+    with METRICS.reconciling():
+        result = reconcile(
+            _kube(),
+            name=name,
+            namespace=namespace or "default",
+            uid=uid,
+            generation=int(meta.get("generation") or 1),
+            spec=dict(spec),
+            status=dict(status),
+            image=DEFAULT_IMAGE,
+            scraper=SCRAPER,
+            policy=Policy.from_env(DEFAULT_IMAGE),
+        )
+    ready = get_condition(result.conditions, ConditionType.READY)
+    METRICS.observed(
+        namespace or "default",
+        name,
+        result.lifecycle_state,
+        ready is not None and ready.status is ConditionStatus.TRUE,
     )
     # A merge patch keeps what it does not name: transient fields are cleared explicitly.
     patch.status.update(result.as_patch(clear=[f for f in TRANSIENT_FIELDS if f in status]))
@@ -157,3 +214,36 @@ def delete_query(
     if deleted is None:
         raise kopf.TemporaryError("waiting for the query's pods to stop", delay=2)
     SCRAPER.forget(uid)
+
+
+@kopf.on.delete(model.GROUP, model.VERSION, model.PLURAL, optional=True, id="metrics")
+def forget_query(*, name: str, namespace: str | None, **_: Any) -> None:
+    """A deleted query leaves the operator's metrics (no finalizer: optional)."""
+    METRICS.forget(namespace or "default", name)
+
+
+@kopf.on.resume(model.GROUP, model.VERSION, catalog_model.PLURAL)
+@kopf.on.create(model.GROUP, model.VERSION, catalog_model.PLURAL)
+@kopf.on.update(model.GROUP, model.VERSION, catalog_model.PLURAL)
+@kopf.timer(model.GROUP, model.VERSION, catalog_model.PLURAL, interval=OBSERVE_INTERVAL_S, idle=1)
+def reconcile_source(
+    *,
+    name: str,
+    namespace: str | None,
+    meta: kopf.Meta,
+    spec: kopf.Spec,
+    status: kopf.Status,
+    patch: kopf.Patch,
+    **_: Any,
+) -> None:
+    """A catalog declaration: validate it (same codes as the webhook) and write what it
+    declares and which queries read it. Queries pick a change up on their next re-check."""
+    result = source_status(
+        _kube(),
+        namespace or "default",
+        name,
+        int(meta.get("generation") or 1),
+        dict(spec),
+        dict(status),
+    )
+    patch.status.update(result.model_dump(by_alias=True, exclude_none=True, mode="json"))

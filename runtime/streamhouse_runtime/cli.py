@@ -14,7 +14,7 @@ import sys
 from collections.abc import Callable, Sequence
 from importlib.metadata import entry_points
 
-from streamhouse_runtime import __version__, sql_commands
+from streamhouse_runtime import __version__, catalog_commands, sql_commands
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -49,6 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
     version = commands.add_parser("version", help="print the version")
     version.set_defaults(handler=_version)
     sql_commands.register(commands)
+    catalog_commands.register(commands)
     test = commands.add_parser("test", help="run statements over in-memory topics, compare")
     test.add_argument("-s", "--statements", required=True, help="SQL file or StreamQuery YAML")
     test.add_argument("-i", "--input", required=True, help="input records (JSON)")
@@ -58,6 +59,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--udf-path",
         default=os.environ.get("STREAMHOUSE_UDF_PATH", ""),
         help="UDF directory (default: $STREAMHOUSE_UDF_PATH)",
+    )
+    test.add_argument(
+        "-c", "--catalog", action="append", metavar="PATH", help="StreamSource manifests"
     )
     test.set_defaults(handler=_test)
     run = commands.add_parser("run", help="run one query (what every query pod runs)")

@@ -6,7 +6,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from importlib.machinery import PathFinder
 from importlib.metadata import EntryPoint
 from pathlib import Path
@@ -17,6 +17,7 @@ from streamhouse_runtime.exec.topology import NotExecutable, split_stages
 from streamhouse_runtime.plan.nodes import Sink
 from streamhouse_runtime.plan.planner import plan_statement
 from streamhouse_runtime.sql.analyzer import analyze
+from streamhouse_runtime.sql.catalog import Source
 from streamhouse_runtime.sql.errors import ErrorCode, SqlError, SqlValidationError
 from streamhouse_runtime.sql.query import AnalyzedStatement, Program
 from streamhouse_runtime.sql.udf_sources import (
@@ -29,14 +30,17 @@ from streamhouse_runtime.sql.udf_sources import (
 
 
 def load_single_query(
-    sql: str, udf_directory_mounted: bool = True
+    sql: str,
+    shared: Mapping[str, Source] | None = None,
+    udf_directory_mounted: bool = True,
 ) -> tuple[Program, AnalyzedStatement]:
-    """Analyze `sql`; it must hold exactly one persistent query that the runtime can run.
+    """Analyze `sql` (names it does not declare resolve against the `shared` catalog); it must
+    hold exactly one persistent query that the runtime can run.
 
     `udf_directory_mounted`: the pods will have a UDF directory (the StreamQuery names a
     ConfigMap in spec.udfs); without one, only `streamhouse.udfs` entry points can load.
     """
-    program = analyze(sql)
+    program = analyze(sql, shared)
     if not udf_directory_mounted:
         for function in program.catalog.functions.values():
             if entry_point_value(function.target) is None:

@@ -12,6 +12,13 @@ from streamhouse_runtime.plan.explain import explain_json, explain_text
 from streamhouse_runtime.plan.planner import plan_statement
 from streamhouse_runtime.program import load_single_query
 from streamhouse_runtime.sql.analyzer import analyze
+from streamhouse_runtime.sql.catalog import Source
+from streamhouse_runtime.sql.declarations import (
+    CATALOG_KIND,
+    CatalogFileError,
+    catalog_of,
+    load_catalog,
+)
 from streamhouse_runtime.sql.errors import ErrorCode, SqlError, SqlValidationError
 from streamhouse_runtime.sql.query import Program
 
@@ -22,28 +29,69 @@ def read_sql(path: str) -> str:
     return data.decode("utf-8", errors="replace")
 
 
-def _load(path: str, deployable: bool = False) -> tuple[Program | None, list[SqlError]]:
-    """The analyzed file, or its errors. `deployable`: it must also be what a StreamQuery
-    runs (exactly one persistent query the runtime executes), checked by the same function
-    as admission, reconcile and `streamhouse run`."""
+def _load(
+    path: str, shared: dict[str, Source] | None = None, deployable: bool = False
+) -> tuple[Program | None, list[SqlError]]:
+    """The analyzed file, or its errors (`shared`: the catalog names resolve against).
+    `deployable`: it must also be what a StreamQuery runs (exactly one persistent query the
+    runtime executes), checked by the same function as admission, reconcile and `run`."""
     try:
         text = read_sql(path)
     except OSError as error:
         return None, [SqlError(ErrorCode.EMPTY_INPUT, f"cannot read file: {error.strerror}", 1, 1)]
+    if path.endswith((".yaml", ".yml")):
+        query_sql = _manifest_sql(text)
+        if query_sql is None:
+            return None, []  # a StreamSource (checked with the catalog) or another kind
+        text = query_sql
     try:
-        return (load_single_query(text)[0] if deployable else analyze(text)), []
+        program = load_single_query(text, shared)[0] if deployable else analyze(text, shared)
+        return program, []
     except SqlValidationError as invalid:
         return None, invalid.errors
+
+
+def _manifest_sql(text: str) -> str | None:
+    """spec.sql of a StreamQuery manifest; None for StreamSource and other manifests."""
+    import yaml
+
+    manifest = yaml.safe_load(text)
+    if not isinstance(manifest, dict) or manifest.get("kind") == CATALOG_KIND:
+        return None
+    sql = (manifest.get("spec") or {}).get("sql")
+    return str(sql) if manifest.get("kind") == "StreamQuery" and sql is not None else None
+
+
+def shared_catalog(paths: list[str] | None) -> dict[str, Source] | None:
+    """The catalog of the StreamSource manifests in `-c` files or folders (raises
+    CatalogFileError or SqlValidationError for an invalid or duplicate declaration)."""
+    if not paths:
+        return None
+    return catalog_of(load_catalog(Path(p) for p in paths))
 
 
 def validate(args: argparse.Namespace) -> int:
     """Exit 0 when every file is valid; else one `FILE:LINE:COL: error[CODE]: msg` per problem.
 
     By default a file must be deployable as one StreamQuery (admission's answer); with
-    `--library` each statement is only checked on its own (a file of many queries)."""
+    `--library` each statement is only checked on its own (a file of many queries).
+    `-c` adds the StreamSource manifests of a file or folder: they are validated too, and the
+    files' SQL resolves names against them."""
+    if not args.files and not args.catalog:
+        print("streamhouse validate: name SQL files, manifests or -c PATH", file=sys.stderr)
+        return 2
+    try:
+        shared = shared_catalog(args.catalog)
+    except CatalogFileError as invalid:
+        for error in invalid.errors:
+            print(error.render(f"{invalid.file} ({invalid.name}) spec.sql"), file=sys.stderr)
+        return 1
+    except SqlValidationError as invalid:
+        print(f"{args.catalog}: " + invalid.errors[0].render("catalog"), file=sys.stderr)
+        return 1
     failed = False
     for path in args.files:
-        _, errors = _load(path, deployable=not args.library)
+        _, errors = _load(path, shared, deployable=not args.library)
         for error in errors:
             print(error.render(path), file=sys.stderr)
         failed = failed or bool(errors)
@@ -82,11 +130,20 @@ def explain(args: argparse.Namespace) -> int:
 
 def register(commands: Any) -> None:
     check = commands.add_parser("validate", help="check SQL files; exit 1 on any problem")
-    check.add_argument("files", nargs="+", metavar="FILE", help="SQL files ('-' for stdin)")
+    check.add_argument(
+        "files", nargs="*", metavar="FILE", help="SQL files or StreamQuery manifests ('-': stdin)"
+    )
     check.add_argument(
         "--library",
         action="store_true",
         help="check each statement on its own; the file need not be one deployable query",
+    )
+    check.add_argument(
+        "-c",
+        "--catalog",
+        action="append",
+        metavar="PATH",
+        help="StreamSource manifests (a file or a folder; repeatable)",
     )
     check.set_defaults(handler=validate)
     show = commands.add_parser("explain", help="print the logical plan of each query")

@@ -19,6 +19,7 @@ from confluent_kafka import Message, Producer
 
 from streamhouse_runtime.io.serde import value_serde
 from streamhouse_runtime.sql.analyzer import analyze
+from streamhouse_runtime.sql.declarations import catalog_of, load_catalog, prelude
 from streamhouse_runtime.testing.runner import compare
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
@@ -51,9 +52,16 @@ class Example:
     @classmethod
     def load(cls, name: str) -> Example:
         folder = EXAMPLES / name
+        manifest = yaml.safe_load((folder / "streamquery.yaml").read_text())
+        if (folder / "catalog.yaml").exists():
+            # What the operator deploys: the catalog declarations the query reads, then its SQL.
+            shared = catalog_of(load_catalog([folder / "catalog.yaml"]))
+            sql = manifest["spec"]["sql"]
+            used = analyze(sql, shared).catalog.shared_used
+            manifest["spec"]["sql"] = prelude(shared, used) + sql
         return cls(
             name,
-            yaml.safe_load((folder / "streamquery.yaml").read_text()),
+            manifest,
             json.loads((folder / "input.json").read_text())["inputs"],
             json.loads((folder / "expected.json").read_text(), parse_float=Decimal)["outputs"],
         )

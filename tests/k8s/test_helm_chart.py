@@ -64,7 +64,8 @@ def test_the_operator_deployment_is_restricted_and_runs_the_operator(
     ]  # fmt: skip
     kinds = sorted(o["kind"] for o in objects)
     assert kinds == [
-        "ClusterRole", "ClusterRoleBinding", "Deployment", "Role", "RoleBinding", "Service",
+        "ClusterRole", "ClusterRoleBinding", "Deployment", "Role", "RoleBinding",
+        "Service", "Service",  # the webhook's and the operator metrics'
         "ServiceAccount", "ValidatingWebhookConfiguration",
     ]  # fmt: skip
     deployment = next(o for o in objects if o["kind"] == "Deployment")

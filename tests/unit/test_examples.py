@@ -18,21 +18,30 @@ NAMES = sorted(p.name for p in EXAMPLES.iterdir() if (p / "streamquery.yaml").ex
 def test_the_design_examples_are_all_present() -> None:
     assert NAMES == [
         "avg-order-value",
+        "cleanse-customers",
         "customer-totals",
+        "error-rate-spike",
         "high-value-orders",
         "order-counts",
         "order-summary",
         "orders-with-fee",
+        "rekey-orders",
+        "route-eu-orders",
+        "temperature-alerts",
         "user-sessions",
     ]
+    for name in NAMES:  # each a worked example: manifest, input, expected output, README
+        for part in ("streamquery.yaml", "input.json", "expected.json", "README.md"):
+            assert (EXAMPLES / name / part).exists(), f"{name}/{part}"
 
 
 @pytest.mark.parametrize("name", NAMES)
 def test_example_output_matches(name: str, capsys: pytest.CaptureFixture[str]) -> None:
     folder = EXAMPLES / name
+    catalog = ["-c", str(folder / "catalog.yaml")] if (folder / "catalog.yaml").exists() else []
     code = main(
         [
-            "test",
+            "test", *catalog,
             "-s", str(folder / "streamquery.yaml"),
             "-i", str(folder / "input.json"),
             "-o", str(folder / "expected.json"),

@@ -12,12 +12,18 @@ from pydantic import ValidationError
 from streamhouse_operator.models import streamquery as model
 from streamhouse_operator.policy import Policy
 from streamhouse_runtime.program import load_single_query
+from streamhouse_runtime.sql.catalog import Source
 from streamhouse_runtime.sql.errors import SqlValidationError
 
 
-def problem(spec: Mapping[str, Any], policy: Policy | None = None) -> str | None:
+def problem(
+    spec: Mapping[str, Any],
+    policy: Policy | None = None,
+    shared: Mapping[str, Source] | None = None,
+) -> str | None:
     """Why this spec cannot run (or may not, under the administrator's `policy`), as one line
-    for the user; None when it can."""
+    for the user; None when it can. Names the SQL does not declare resolve against `shared`,
+    the namespace's catalog."""
     try:
         parsed = model.StreamQuerySpec.model_validate(dict(spec))
     except ValidationError as invalid:
@@ -27,7 +33,7 @@ def problem(spec: Mapping[str, Any], policy: Policy | None = None) -> str | None
     if violation is not None:
         return violation.render()
     try:
-        load_single_query(parsed.sql, udf_directory_mounted=parsed.udfs is not None)
+        load_single_query(parsed.sql, shared, udf_directory_mounted=parsed.udfs is not None)
     except SqlValidationError as invalid:
         return "; ".join(error.render("spec.sql") for error in invalid.errors[:5])
     return None

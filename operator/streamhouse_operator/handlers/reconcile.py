@@ -41,9 +41,11 @@ from streamhouse_operator.builders import (
     selector_string,
     successor_id,
 )
+from streamhouse_operator.handlers.catalog import namespace_catalog, output_source
 from streamhouse_operator.kube import Kube
 from streamhouse_operator.live import LiveFigures, Scraper, pod_metrics_urls
 from streamhouse_operator.models import streamquery as model
+from streamhouse_operator.models import streamsource as catalog_model
 from streamhouse_operator.models.status import (
     Condition,
     ConditionStatus,
@@ -52,6 +54,7 @@ from streamhouse_operator.models.status import (
     QueryError,
     StreamQueryStatus,
     format_watermark,
+    get_condition,
     set_condition,
 )
 from streamhouse_operator.policy import Policy
@@ -60,11 +63,40 @@ from streamhouse_runtime.plan.nodes import PlanNode
 from streamhouse_runtime.plan.planner import plan_statement
 from streamhouse_runtime.plan.upgrade import Upgrade, UpgradeKind, classify, state_fingerprint
 from streamhouse_runtime.program import load_single_query
-from streamhouse_runtime.sql.errors import SqlValidationError
+from streamhouse_runtime.sql.declarations import prelude, referenced_names
+from streamhouse_runtime.sql.errors import ErrorCode, SqlValidationError
 
 log = logging.getLogger(__name__)
 
 CRASH_LOOP_REASONS = frozenset({"CrashLoopBackOff", "Error", "ImagePullBackOff", "ErrImagePull"})
+
+
+def involved_object(name: str, namespace: str, uid: str) -> dict[str, str]:
+    """The StreamQuery as an event's involvedObject."""
+    return {
+        "apiVersion": f"{model.GROUP}/{model.VERSION}",
+        "kind": model.KIND,
+        "name": name,
+        "namespace": namespace,
+        "uid": uid,
+    }
+
+
+def announce(
+    kube: Kube,
+    involved: Mapping[str, str],
+    before: str | None,
+    after: StreamQueryStatus,
+    reason: str,
+    message: str,
+) -> None:
+    """A Kubernetes event when the lifecycle state changes (Warning into FAILED)."""
+    state = after.lifecycle_state
+    if state is None or before == state.value:
+        return
+    warning = state is LifecycleState.FAILED
+    text = f"{before or 'new'} -> {state.value}" + (f": {message}" if message else "")
+    kube.post_event(dict(involved), "Warning" if warning else "Normal", reason, text)
 
 
 def _conditions(status: Mapping[str, Any]) -> list[Condition]:
@@ -201,28 +233,39 @@ def reconcile(
     now: datetime | None = None,
     policy: Policy | None = None,
 ) -> StreamQueryStatus:
-    """Bring the children in line with the spec; returns the status to write.
+    """Bring the children in line with the spec; returns the status to write. Every
+    lifecycle transition (and a refused upgrade) is also posted as a Kubernetes event.
 
     `policy` is the administrator's (default: only the operator's own image repository, no
     service account but the default): a spec it refuses is FAILED, Validated=False with
     reason PolicyViolation, and nothing is deployed or changed."""
     now = now or datetime.now(UTC)
+    involved = involved_object(name, namespace, uid)
+    before = status.get("lifecycleState")
     try:
         parsed = model.StreamQuerySpec.model_validate(dict(spec))
     except ValidationError as invalid:
         first = invalid.errors()[0]
         field = "spec." + ".".join(str(part) for part in first["loc"])
         error = QueryError(code="INVALID_SPEC", message=first["msg"], field=field)
-        return _failed(status, generation, error, "InvalidSpec", now)
+        failed = _failed(status, generation, error, "InvalidSpec", now)
+        announce(kube, involved, before, failed, "InvalidSpec", f"{field}: {first['msg']}")
+        return failed
     chosen = policy or Policy.from_env(image, {})
     violation = chosen.violation(parsed)
     if violation is not None:
         error = QueryError(
             code=violation.code.value, message=violation.message, field=violation.field
         )
-        return _failed(status, generation, error, "PolicyViolation", now)
+        failed = _failed(status, generation, error, "PolicyViolation", now)
+        announce(kube, involved, before, failed, "PolicyViolation", violation.render())
+        return failed
+    # Names the SQL does not declare resolve against the namespace's StreamSource objects.
+    catalog = namespace_catalog(kube, namespace)
     try:
-        _, statement = load_single_query(parsed.sql, udf_directory_mounted=parsed.udfs is not None)
+        program, statement = load_single_query(
+            parsed.sql, catalog.sources, udf_directory_mounted=parsed.udfs is not None
+        )
     except SqlValidationError as invalid:
         sql_error = invalid.errors[0]
         error = QueryError(
@@ -232,13 +275,48 @@ def reconcile(
             column=sql_error.column,
             field="spec.sql",
         )
-        return _failed(status, generation, error, "InvalidSQL", now)
+        failed = _failed(status, generation, error, "InvalidSQL", now)
+        reads_catalog = bool(referenced_names(parsed.sql) & set(catalog.sources)) or bool(
+            status.get("catalogSources")
+        )
+        if reads_catalog and status.get("lastReconciledSpec"):
+            # A catalog change broke a query that runs: it keeps running what it ran.
+            message = (
+                f"error[{ErrorCode.CATALOG_INCOMPATIBLE.value}]: the catalog no longer fits "
+                f"the query ({error.message}); it keeps running its previous SQL"
+            )
+            failed.conditions = set_condition(
+                failed.conditions,
+                ConditionType.DEGRADED,
+                ConditionStatus.TRUE,
+                "CatalogIncompatible",
+                message,
+                generation,
+                now,
+            )
+            failed.catalog_sources = status.get("catalogSources")
+        announce(
+            kube, involved, before, failed, "InvalidSQL", f"error[{error.code}] {error.message}"
+        )
+        return failed
 
+    used = sorted(program.catalog.shared_used)
+    if used:
+        # What the pods run stands alone: the declarations it reads, then its own SQL. The
+        # upgrade check compares this text, so a changed declaration is a changed query.
+        effective = prelude(catalog.sources, used) + parsed.sql
+        parsed = parsed.model_copy(update={"sql": effective})
     plan = plan_statement(statement)
     ids = identity(uid, parsed, plan, status)
     if ids.refused:
         assert ids.upgrade is not None
-        return _refused(kube, name, namespace, generation, status, ids.upgrade, now)
+        refused = _refused(kube, name, namespace, generation, status, ids.upgrade, now)
+        already = (status.get("error") or {}).get("code") == "STATE_INCOMPATIBLE"
+        if not already or status.get("observedGeneration") != generation:
+            assert refused.error is not None
+            kube.post_event(dict(involved), "Warning", "UpgradeRefused", refused.error.message)
+        announce(kube, involved, before, refused, "UpgradeRefused", "")
+        return refused
     context = QueryContext(
         name=name,
         namespace=namespace,
@@ -296,6 +374,8 @@ def reconcile(
             plan_fingerprint=context.plan_fingerprint,
         )
         kube.patch_status(name, namespace, intent.as_patch())  # intent first, then act
+        announce(kube, involved, before, intent, rolling.value.title(), action)
+        before = rolling.value
 
     statefulset = get_statefulset(context)
     stopping = _stop_for_handoff(kube, statefulset)
@@ -314,6 +394,10 @@ def reconcile(
     if kube.has_kind("monitoring.coreos.com/v1", "ServiceMonitor"):
         kube.apply(get_service_monitor(context))
     sink = statement.sink
+    if sink is not None and kube.has_kind(catalog_model.API_VERSION, catalog_model.KIND):
+        registered = output_source(name, namespace, uid, sink)
+        if registered is not None:
+            kube.apply(registered)  # other queries read the output by name
     observed = observe(
         kube,
         context,
@@ -323,8 +407,18 @@ def reconcile(
         scraper,
         now,
     )
-    used = {*status.get("identities", []), context.query_id, context.state_id}
-    observed.identities = sorted(used)
+    identities = {*status.get("identities", []), context.query_id, context.state_id}
+    observed.identities = sorted(identities)
+    observed.catalog_sources = used or None
+    ready = get_condition(observed.conditions, ConditionType.READY)
+    announce(
+        kube,
+        involved,
+        before,
+        observed,
+        observed.lifecycle_state.value.title() if observed.lifecycle_state else "Observed",
+        ready.message if ready else "",
+    )
     return observed
 
 

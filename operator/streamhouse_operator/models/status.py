@@ -144,6 +144,12 @@ class StreamQueryStatus(_Model):
     output_topic: str | None = Field(
         default=None, max_length=249, description="Kafka topic the query writes."
     )
+    catalog_sources: list[Annotated[str, StringConstraints(max_length=512)]] | None = Field(
+        default=None,
+        max_length=256,
+        description="Streams and tables the SQL reads from the namespace's catalog "
+        "(StreamSource objects), by SQL name.",
+    )
     plan_summary: str | None = Field(
         default=None, max_length=1024, description="One-line summary of the query plan."
     )

@@ -88,6 +88,11 @@ class SchemaRegistry:
             self._schemas[schema_id] = schema
         return schema
 
+    def latest(self, subject: str) -> str:
+        """The latest schema (its JSON text) of `subject` (uncached: for imports)."""
+        answer = self._request("GET", f"/subjects/{_quote(subject)}/versions/latest")
+        return _field(answer, "schema", str)
+
     def subjects(self) -> list[str]:
         """Every subject the registry knows (uncached: for tools and tests)."""
         answer = self._request("GET", "/subjects")

@@ -7,6 +7,7 @@ all call, builds on it: what that accepts, the runtime can run.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import NoReturn
 
@@ -24,7 +25,15 @@ from streamhouse_runtime.sql.binder import (
     interval_ms,
     is_aggregate_call,
 )
-from streamhouse_runtime.sql.catalog import Catalog, Column, Format, Function, Source, SourceKind
+from streamhouse_runtime.sql.catalog import (
+    Catalog,
+    Column,
+    Format,
+    Function,
+    SharedCatalog,
+    Source,
+    SourceKind,
+)
 from streamhouse_runtime.sql.ddl import (
     UnsupportedType,
     check_topic,
@@ -111,8 +120,13 @@ class _Stop(Exception):
         self.error = error
 
 
-def analyze(text: str) -> Program:
-    """Parse and check every statement; raise SqlValidationError listing every problem."""
+def analyze(text: str, shared: Mapping[str, Source] | None = None) -> Program:
+    """Parse and check every statement; raise SqlValidationError listing every problem.
+
+    `shared` is the namespace's catalog (StreamSource declarations, by lower-case name):
+    names the text reads but does not declare resolve against it, and a declaration in the
+    text replaces a shared one of the same name. `program.catalog.shared_used` says which
+    shared declarations the text used."""
     problem = check_limits(text)
     if problem is not None:
         raise SqlValidationError([problem])
@@ -127,7 +141,7 @@ def analyze(text: str) -> Program:
     except (TokenError, ValueError) as error:
         message = str(error).splitlines()[0] if str(error) else type(error).__name__
         raise SqlValidationError([SqlError(ErrorCode.SYNTAX, message, 1, 1)]) from None
-    analyzer = _ProgramAnalyzer(text)
+    analyzer = _ProgramAnalyzer(text, shared)
     # Long operator chains (a + a + ... or NOT NOT ...) nest without parentheses.
     problem = check_trees(statements, analyzer.locator)
     if problem is not None:
@@ -163,10 +177,10 @@ def _syntax_error(text: str, error: ParseError) -> SqlError:
 
 
 class _ProgramAnalyzer:
-    def __init__(self, text: str) -> None:
+    def __init__(self, text: str, shared: Mapping[str, Source] | None = None) -> None:
         self.text = text
         self.locator = Locator(text)
-        self.catalog = Catalog()
+        self.catalog = Catalog() if not shared else SharedCatalog(dict(shared))
 
     def fail(self, code: ErrorCode, message: str, node: exp.Expr | None) -> NoReturn:
         line, column = self.locator.of(node)
@@ -222,6 +236,8 @@ class _ProgramAnalyzer:
         )
 
     def _register(self, source: Source, node: exp.Expr) -> None:
+        if isinstance(self.catalog, SharedCatalog) and self.catalog.override(source):
+            return  # the text's own declaration takes precedence over the shared one
         existing = self.catalog.source(source.name)
         if existing is not None and not node.args.get("replace"):
             if node.args.get("exists"):

@@ -90,3 +90,45 @@ class Catalog:
 
     def add_function(self, function: Function) -> None:
         self.functions[function.name.lower()] = function
+
+    @property
+    def shared_used(self) -> frozenset[str]:
+        """Shared declarations the text used (none: see SharedCatalog)."""
+        return frozenset()
+
+
+class SharedCatalog(Catalog):
+    """A catalog seeded with the namespace's shared declarations (StreamSource objects).
+
+    The text's own declarations replace shared ones of the same name; `shared_used` holds the
+    shared names the text looked up and did not replace, i.e. the declarations a deployed
+    query needs in front of its own SQL."""
+
+    def __init__(self, shared: dict[str, Source]) -> None:
+        super().__init__(sources={name.lower(): s for name, s in shared.items()})
+        self._shared = set(self.sources)
+        self._looked_up: set[str] = set()
+
+    def source(self, name: str) -> Source | None:
+        lowered = name.lower()
+        if lowered in self._shared:
+            self._looked_up.add(lowered)
+        return super().source(name)
+
+    def override(self, source: Source) -> bool:
+        """Replace a shared declaration by the text's own; False when the name is not shared."""
+        lowered = source.name.lower()
+        if lowered not in self._shared:
+            return False
+        self._shared.discard(lowered)
+        self._looked_up.discard(lowered)
+        self.add_source(source)
+        return True
+
+    def drop_source(self, name: str) -> None:
+        self._shared.discard(name.lower())
+        super().drop_source(name)
+
+    @property
+    def shared_used(self) -> frozenset[str]:
+        return frozenset(self._looked_up & self._shared)

@@ -66,6 +66,13 @@ class ErrorCode(StrEnum):
     IMAGE_NOT_ALLOWED = "E422"
     SERVICE_ACCOUNT_NOT_ALLOWED = "E423"
 
+    # The shared catalog (StreamSource declarations)
+    NOT_A_DECLARATION = "E430"
+    DUPLICATE_DECLARATION = "E431"
+    DECLARATION_IN_USE = "E432"
+    CATALOG_INCOMPATIBLE = "E433"
+    SCHEMA_IMPORT = "E434"
+
 
 @dataclass(frozen=True)
 class SqlError:

@@ -304,10 +304,21 @@ def _read_json(path: str, field: str, exact: bool = False) -> list[dict[str, Any
     return records
 
 
+def _with_catalog(sql: str, args: argparse.Namespace) -> str:
+    """The SQL with the catalog declarations it uses in front (what a pod would run)."""
+    paths = getattr(args, "catalog", None)
+    if not paths:
+        return sql
+    from streamhouse_runtime.sql.declarations import catalog_of, load_catalog, prelude
+
+    shared = catalog_of(load_catalog(Path(p) for p in paths))
+    return prelude(shared, analyze(sql, shared).catalog.shared_used) + sql
+
+
 def run_test(args: argparse.Namespace) -> int:
     """Entry point of `streamhouse test`."""
     try:
-        program = analyze(read_statements(Path(args.statements)))
+        program = analyze(_with_catalog(read_statements(Path(args.statements)), args))
         if not program.persistent_queries:
             print(f"{args.statements}: no persistent query to test", file=sys.stderr)
             return 1
