@@ -41,10 +41,18 @@ SPEC = {"kafka": {"bootstrapServers": "kafka:9092"}, "udfs": {"configMapRef": {"
 @cache
 def seeds() -> tuple[str, ...]:
     """Deployable SQL texts: every example manifest, and each design query with its DDL."""
-    texts = [
-        yaml.safe_load(path.read_text())["spec"]["sql"]
-        for path in sorted((REPO / "examples").glob("*/streamquery.yaml"))
-    ]
+    texts = []
+    for path in sorted((REPO / "examples").glob("*/streamquery.yaml")):
+        sql = yaml.safe_load(path.read_text())["spec"]["sql"]
+        catalog = path.parent / "catalog.yaml"
+        if catalog.exists():  # the catalog declarations it reads, in front (as a pod runs it)
+            declarations = [
+                document["spec"]["sql"].strip().rstrip(";") + ";\n"
+                for document in yaml.safe_load_all(catalog.read_text())
+                if document and document.get("kind") == "StreamSource"
+            ]
+            sql = "".join(declarations) + sql
+        texts.append(sql)
     program = analyze((REPO / "examples" / "sql" / "design.sql").read_text())
     ddl = [
         s.node.sql(dialect=StreamHouse)
