@@ -51,6 +51,7 @@ crds: venv
 	cp crds/streamquery.yaml helm/streamhouse/crds/streamquery.yaml
 	$(BIN)/streamhouse crd --catalog > crds/streamsource.yaml
 	cp crds/streamsource.yaml helm/streamhouse/crds/streamsource.yaml
+	$(BIN)/python -m scripts.docs
 
 # docs/crd-reference.md and docs/functions.md are generated from the code.
 docs: venv
