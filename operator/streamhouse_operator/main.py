@@ -33,7 +33,10 @@ from streamhouse_operator.models.status import (
     get_condition,
 )
 from streamhouse_operator.policy import Policy
-from streamhouse_operator.webhook_configuration import tolerate_precreated
+from streamhouse_operator.webhook_configuration import (
+    no_mutating_configuration,
+    tolerate_precreated,
+)
 
 DEFAULT_IMAGE = os.environ.get("STREAMHOUSE_IMAGE", "streamhouse:0.1.0")
 WEBHOOK_ADDRESS = os.environ.get("STREAMHOUSE_WEBHOOK_ADDR")
@@ -120,6 +123,9 @@ def validate_source(*, spec: kopf.Spec, name: str, **kwargs: Any) -> None:
 # kopf refuses to start with admission handlers but no webhook server, so the handler exists
 # only when the webhook is configured; reconcile validates either way.
 if WEBHOOK_ADDRESS:
+    # Before kopf starts its root tasks (startup handlers run after them): no mutating
+    # handler, so no MutatingWebhookConfiguration to create or keep.
+    no_mutating_configuration()
     # CREATE and UPDATE only: a delete, or kopf's own finalizer bookkeeping, never waits for
     # (or is refused by) the SQL front end.
     kopf.on.validate(
