@@ -1186,6 +1186,16 @@ class _NoKey:
         return None
 
 
+class _NoValueColumns:
+    """A source whose columns are all key columns: a value is a row with no columns."""
+
+    def decode(self, data: bytes | None) -> Row | None:
+        return None if data is None else {}
+
+    def encode(self, row: Row | None) -> bytes | None:
+        return None
+
+
 def value_serde(
     fmt: Format,
     columns: Sequence[Column],
@@ -1218,6 +1228,8 @@ def value_serde(
     if fmt is Format.DELIMITED:
         return _DelimitedSerde(value_columns, delimiter, timestamp)
     if fmt is Format.KAFKA:
+        if not value_columns and columns:
+            return _NoValueColumns()  # every column is in the key; the value is not read
         return _KafkaValueSerde(value_columns)
     if fmt is Format.AVRO:
         return _AvroValueSerde(value_columns, registry, subject, timestamp)

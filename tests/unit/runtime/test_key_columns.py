@@ -1,0 +1,156 @@
+"""Key columns (KEY / PRIMARY KEY) are read from the Kafka record key, never from the value,
+in every value format and every key format (ksqlDB's rule)."""
+
+from __future__ import annotations
+
+import json
+import struct
+import time
+
+import pytest
+
+from streamhouse_runtime.exec.pipeline import Headers, MemoryRecord, StageExecutor, StageSettings
+from streamhouse_runtime.exec.topology import split_stages
+from streamhouse_runtime.plan.nodes import Sink
+from streamhouse_runtime.plan.planner import plan_statement
+from streamhouse_runtime.program import load_single_query
+from streamhouse_runtime.sql.errors import SqlValidationError
+from streamhouse_runtime.state.backend import MemoryStateBackend
+
+pytestmark = pytest.mark.unit
+
+NOW_MS = int(time.time() * 1000)
+Sent = list[tuple[str, bytes | None, bytes | None]]
+
+
+class Sink_:
+    def __init__(self) -> None:
+        self.records: Sent = []
+
+    def send(
+        self,
+        topic: str,
+        key: bytes | None,
+        value: bytes | None,
+        timestamp_ms: int,
+        headers: Headers | None = None,
+    ) -> None:
+        reason = dict(headers or []).get("streamhouse.error.reason")
+        self.records.append((topic, key, reason if topic == "dlq" else value))
+
+
+def _run(
+    kind: str,
+    columns: str,
+    value_format: str,
+    key_format: str,
+    selected: str,
+    records: list[tuple[bytes | None, bytes]],
+) -> Sent:
+    sql = (
+        f"CREATE {kind} t ({columns}) WITH (kafka_topic='t', value_format='{value_format}', "
+        f"key_format='{key_format}');\n"
+        f"CREATE {kind} o WITH (kafka_topic='o', value_format='JSON') AS SELECT {selected} FROM t;"
+    )
+    _, statement = load_single_query(sql)
+    plan = plan_statement(statement)
+    assert isinstance(plan, Sink)
+    stages = split_stages(plan)
+    assert len(stages) == 1
+    executor = StageExecutor(
+        stages[0], StageSettings(query_id="q", dead_letter_topic="dlq"), MemoryStateBackend()
+    )
+    sink = Sink_()
+    batch = [
+        MemoryRecord("t", 0, offset, NOW_MS, key, value)
+        for offset, (key, value) in enumerate(records)
+    ]
+    executor.process(batch, sink)
+    return sink.records
+
+
+VALUES = {
+    # The JSON value also carries fields named like the key columns: they must be ignored.
+    "JSON": (
+        "id BIGINT, name VARCHAR",
+        json.dumps({"id": 5, "name": "n", "k": "from-value", "k2": 99}).encode(),
+    ),
+    "DELIMITED": ("id BIGINT, name VARCHAR", b"5,n"),
+    "KAFKA": ("id BIGINT", struct.pack(">q", 5)),
+}
+SINGLE_KEYS = {"KAFKA": b"key-1", "JSON": b'"key-1"', "DELIMITED": b"key-1"}
+MULTI_KEYS = {"JSON": b'{"k": "key-1", "k2": 7}', "DELIMITED": b"key-1,7"}
+KINDS = [("STREAM", "KEY"), ("TABLE", "PRIMARY KEY")]
+
+
+@pytest.mark.parametrize("key_format", sorted(SINGLE_KEYS))
+@pytest.mark.parametrize("value_format", sorted(VALUES))
+@pytest.mark.parametrize(("kind", "declaration"), KINDS)
+def test_a_single_key_column_comes_from_the_record_key(
+    kind: str, declaration: str, value_format: str, key_format: str
+) -> None:
+    value_columns, value = VALUES[value_format]
+    columns = f"k VARCHAR {declaration}, {value_columns}"
+    sent = _run(
+        kind, columns, value_format, key_format, "k, id", [(SINGLE_KEYS[key_format], value)]
+    )
+    assert [(topic, json.loads(body or b"")) for topic, _, body in sent] == [
+        ("o", {"k": "key-1", "id": 5})
+    ]
+
+
+@pytest.mark.parametrize("key_format", sorted(MULTI_KEYS))
+@pytest.mark.parametrize("value_format", sorted(VALUES))
+@pytest.mark.parametrize(("kind", "declaration"), KINDS)
+def test_several_key_columns_come_from_the_record_key(
+    kind: str, declaration: str, value_format: str, key_format: str
+) -> None:
+    value_columns, value = VALUES[value_format]
+    columns = f"k VARCHAR {declaration}, k2 INT {declaration}, {value_columns}"
+    sent = _run(
+        kind, columns, value_format, key_format, "k, k2, id", [(MULTI_KEYS[key_format], value)]
+    )
+    assert [(topic, json.loads(body or b"")) for topic, _, body in sent] == [
+        ("o", {"k": "key-1", "k2": 7, "id": 5})
+    ]
+
+
+def test_the_delimited_value_of_the_issue_has_no_key_field() -> None:
+    # `CREATE STREAM t (k STRING KEY, id BIGINT, name VARCHAR)`: the value is `id,name`.
+    sent = _run(
+        "STREAM",
+        "k STRING KEY, id BIGINT, name VARCHAR",
+        "DELIMITED",
+        "KAFKA",
+        "k, id, name",
+        [(b"a", b"1,x"), (b"b", b"2,y")],
+    )
+    assert [json.loads(body or b"") for _, _, body in sent] == [
+        {"k": "a", "id": 1, "name": "x"},
+        {"k": "b", "id": 2, "name": "y"},
+    ]
+    # A value that does hold the key as a third field is now one field too many.
+    bad = _run("STREAM", "k STRING KEY, id BIGINT", "DELIMITED", "KAFKA", "k, id", [(b"a", b"a,1")])
+    assert [(topic, reason) for topic, _, reason in bad] == [
+        ("dlq", b"DeserializationError: expected 1 DELIMITED fields, got 2")
+    ]
+
+
+@pytest.mark.parametrize("key_format", sorted(SINGLE_KEYS))
+def test_a_null_key_gives_null_key_columns_not_the_value_field(key_format: str) -> None:
+    _, value = VALUES["JSON"]
+    sent = _run("STREAM", "k VARCHAR KEY, id BIGINT", "JSON", key_format, "k, id", [(None, value)])
+    assert [json.loads(body or b"") for _, _, body in sent] == [{"k": None, "id": 5}]
+
+
+def test_a_kafka_value_with_only_key_columns_reads_no_value() -> None:
+    sent = _run("STREAM", "k VARCHAR KEY", "KAFKA", "KAFKA", "k", [(b"a", b"anything")])
+    assert [json.loads(body or b"") for _, _, body in sent] == [{"k": "a"}]
+
+
+def test_a_kafka_key_format_holds_one_key_column() -> None:
+    with pytest.raises(SqlValidationError) as caught:
+        _run("STREAM", "k VARCHAR KEY, k2 INT KEY, id BIGINT", "JSON", "KAFKA", "k", [])
+    (error,) = caught.value.errors[:1]
+    assert error.code.value == "E109" and (error.line, error.column) == (1, 111)
+    assert "key_format KAFKA holds one key column" in error.message
