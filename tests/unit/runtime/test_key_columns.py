@@ -35,7 +35,8 @@ class Sink_:
         timestamp_ms: int,
         headers: Headers | None = None,
     ) -> None:
-        reason = dict(headers or []).get("streamhouse.error.reason")
+        reasons = {name: text for name, text in headers or [] if isinstance(text, bytes)}
+        reason = reasons.get("streamhouse.error.reason")
         self.records.append((topic, key, reason if topic == "dlq" else value))
 
 
