@@ -72,3 +72,36 @@ def test_delimited_values_with_a_two_column_json_key(
         b"expected 2 DELIMITED fields, got 4"
         in dict(dead[0].headers() or [])["streamhouse.error.reason"]
     )
+
+
+def test_a_grouped_result_key_is_named_after_its_columns(
+    kafka_broker: KafkaBroker, make_topic: Callable[..., str], tmp_path: Path
+) -> None:
+    source = make_topic("orders", partitions=2)
+    out = f"totals_{source}"
+    sql = (
+        "CREATE STREAM orders (order_id BIGINT, customer_id VARCHAR, region VARCHAR) WITH "
+        f"(kafka_topic = '{source}', value_format = 'JSON');\n"
+        f"CREATE TABLE totals WITH (kafka_topic = '{out}', key_format = 'JSON') AS "
+        "SELECT customer_id AS customer, region, COUNT(*) AS n FROM orders "
+        "GROUP BY customer_id, region;"
+    )
+    orders = [(1, "c1", "eu"), (2, "c2", "us"), (3, "c1", "eu")]
+    _produce(
+        kafka_broker.bootstrap,
+        source,
+        [
+            (str(i).encode(), json.dumps({"order_id": i, "customer_id": c, "region": r}).encode())
+            for i, c, r in orders
+        ],
+    )
+    query = _start(kafka_broker, tmp_path, sql, f"{source}-dlq")
+    try:
+        results = read_messages(kafka_broker.bootstrap, out, 3)
+    finally:
+        assert query.stop() == 0
+    latest = {m.key(): json.loads(m.value() or b"")["n"] for m in results}
+    assert {tuple(json.loads(key or b"").items()): n for key, n in latest.items()} == {
+        (("customer", "c1"), ("region", "eu")): 2,
+        (("customer", "c2"), ("region", "us")): 1,
+    }

@@ -29,7 +29,7 @@ from streamhouse_runtime.exec.stateful import (
     NullGroupKey,
     WindowAggregateOperator,
 )
-from streamhouse_runtime.exec.topology import StageSpec, internal_topic
+from streamhouse_runtime.exec.topology import StageSpec, internal_topic, result_key_columns
 from streamhouse_runtime.io.limits import (
     DEFAULT_LIMITS,
     RECORD_OVERHEAD,
@@ -397,7 +397,7 @@ class StageExecutor:
         columns = _columns(output.schema)
         key_columns: list[Column] = []
         if spec.stateful is not None and not isinstance(spec.stateful, Distinct):
-            key_columns = [Column(n, e.type) for n, e in spec.stateful.group_keys]
+            key_columns = result_key_columns(spec.stateful)
         elif spec.rekey is not None:
             key_columns = [Column(f"k{i}", e.type) for i, (_, e) in enumerate(spec.rekey.keys)]
         key_format = output.key_format

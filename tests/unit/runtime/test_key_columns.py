@@ -10,8 +10,8 @@ import time
 import pytest
 
 from streamhouse_runtime.exec.pipeline import Headers, MemoryRecord, StageExecutor, StageSettings
-from streamhouse_runtime.exec.topology import split_stages
-from streamhouse_runtime.plan.nodes import Sink
+from streamhouse_runtime.exec.topology import result_key_columns, split_stages
+from streamhouse_runtime.plan.nodes import Aggregate, Sink
 from streamhouse_runtime.plan.planner import plan_statement
 from streamhouse_runtime.program import load_single_query
 from streamhouse_runtime.sql.errors import SqlValidationError
@@ -155,3 +155,85 @@ def test_a_kafka_key_format_holds_one_key_column() -> None:
     (error,) = caught.value.errors[:1]
     assert error.code.value == "E109" and (error.line, error.column) == (1, 111)
     assert "key_format KAFKA holds one key column" in error.message
+
+
+# -- result keys are named after what they hold -----------------------------------------------
+
+GROUPED_SOURCE = (
+    "CREATE STREAM t (region STRING KEY, shop INT KEY, id BIGINT) WITH (kafka_topic='t', "
+    "value_format='JSON', key_format='{key_format}');\n"
+)
+
+
+def _execute(sql: str, records: list[tuple[bytes | None, bytes]]) -> Sent:
+    _, statement = load_single_query(sql)
+    plan = plan_statement(statement)
+    assert isinstance(plan, Sink)
+    stages = split_stages(plan)
+    assert len(stages) == 1
+    executor = StageExecutor(
+        stages[0], StageSettings(query_id="q", dead_letter_topic="dlq"), MemoryStateBackend()
+    )
+    sink = Sink_()
+    batch = [
+        MemoryRecord("t", 0, offset, NOW_MS, key, value)
+        for offset, (key, value) in enumerate(records)
+    ]
+    executor.process(batch, sink)
+    return sink.records
+
+
+@pytest.mark.parametrize(
+    ("key_format", "key", "expected"),
+    [
+        ("JSON", b'{"region": "eu", "shop": 7}', b'{"region":"eu","store":7}'),
+        ("DELIMITED", b"eu,7", b"eu,7"),
+    ],
+)
+def test_a_two_column_group_key_is_named_after_its_columns_and_aliases(
+    key_format: str, key: bytes, expected: bytes
+) -> None:
+    sql = GROUPED_SOURCE.format(key_format=key_format) + (
+        f"CREATE TABLE o WITH (kafka_topic='o', key_format='{key_format}') AS "
+        "SELECT shop AS store, region, COUNT(*) AS n FROM t GROUP BY region, shop;"
+    )
+    sent = _execute(sql, [(key, b'{"id": 1}'), (key, b'{"id": 2}')])
+    assert [(topic, key, json.loads(value or b"")) for topic, key, value in sent] == [
+        ("o", expected, {"store": 7, "region": "eu", "n": 1}),
+        ("o", expected, {"store": 7, "region": "eu", "n": 2}),
+    ]
+
+
+def test_a_windowed_two_column_json_key_is_named_after_its_columns() -> None:
+    sql = GROUPED_SOURCE.format(key_format="JSON") + (
+        "CREATE TABLE o WITH (kafka_topic='o', key_format='JSON') AS "
+        "SELECT region, shop, COUNT(*) AS n FROM t WINDOW TUMBLING (SIZE 1 MINUTE) "
+        "GROUP BY region, shop EMIT CHANGES;"
+    )
+    sent = _execute(sql, [(b'{"region": "eu", "shop": 7}', b'{"id": 1}')])
+    ((topic, key, _),) = sent
+    assert topic == "o" and key is not None
+    window_start = struct.unpack(">q", key[-8:])[0]
+    assert window_start == NOW_MS - NOW_MS % 60_000
+    assert json.loads(key[:-8]) == {"region": "eu", "shop": 7}
+
+
+def _result_key(select: str, group_by: str) -> tuple[str, ...]:
+    sql = GROUPED_SOURCE.format(key_format="JSON") + (
+        f"CREATE TABLE o WITH (kafka_topic='o') AS SELECT {select} FROM t GROUP BY {group_by};"
+    )
+    _, statement = load_single_query(sql)
+    stage = split_stages(plan_statement(statement))[-1]  # type: ignore[arg-type]
+    assert isinstance(stage.stateful, Aggregate)
+    return tuple(c.name for c in result_key_columns(stage.stateful))
+
+
+def test_result_key_names_follow_the_select_list() -> None:
+    assert _result_key("region, COUNT(*) AS n", "region") == ("region",)
+    assert _result_key("region AS area, COUNT(*) AS n", "region") == ("area",)
+    assert _result_key("shop, region, COUNT(*) AS n", "region, shop") == ("region", "shop")
+    # Not projected (Flink allows it): the column's own name.
+    assert _result_key("COUNT(*) AS n", "region") == ("region",)
+    # An expression keeps its alias, or its internal name when it is not projected.
+    assert _result_key("UCASE(region) AS r, COUNT(*) AS n", "UCASE(region)") == ("r",)
+    assert _result_key("COUNT(*) AS n", "UCASE(region)") == ("_g_0",)
