@@ -4,6 +4,7 @@ the value), and a grouped result's key is named after the columns it holds."""
 from __future__ import annotations
 
 import json
+import struct
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -105,3 +106,51 @@ def test_a_grouped_result_key_is_named_after_its_columns(
         (("customer", "c1"), ("region", "eu")): 2,
         (("customer", "c2"), ("region", "us")): 1,
     }
+
+
+@pytest.mark.parametrize(
+    ("columns", "formats", "record", "expected"),
+    [
+        (  # a KAFKA (primitive) value and a two-column DELIMITED key
+            "region STRING KEY, shop INT KEY, amount BIGINT",
+            "value_format = 'KAFKA', key_format = 'DELIMITED'",
+            (b"eu,7", struct.pack(">q", 250)),
+            {"region": "eu", "shop": 7, "amount": 250},
+        ),
+        (  # a JSON value that also holds a field named like the key column: the key wins
+            "region STRING KEY, shop INT KEY, amount BIGINT",
+            "value_format = 'JSON', key_format = 'JSON'",
+            (b'{"region": "eu", "shop": 7}', b'{"region": "us", "shop": 1, "amount": 250}'),
+            {"region": "eu", "shop": 7, "amount": 250},
+        ),
+        (  # a JSON value and a KAFKA string key
+            "region STRING KEY, shop INT, amount BIGINT",
+            "value_format = 'JSON', key_format = 'KAFKA'",
+            (b"eu", b'{"region": "us", "shop": 7, "amount": 250}'),
+            {"region": "eu", "shop": 7, "amount": 250},
+        ),
+    ],
+)
+def test_key_columns_come_from_the_key_in_other_formats(
+    kafka_broker: KafkaBroker,
+    make_topic: Callable[..., str],
+    tmp_path: Path,
+    columns: str,
+    formats: str,
+    record: tuple[bytes, bytes],
+    expected: dict[str, object],
+) -> None:
+    source = make_topic("keyed")
+    out = f"out_{source}"
+    sql = (
+        f"CREATE STREAM t ({columns}) WITH (kafka_topic = '{source}', {formats});\n"
+        f"CREATE STREAM o WITH (kafka_topic = '{out}', value_format = 'JSON') AS "
+        "SELECT region, shop, amount FROM t;"
+    )
+    _produce(kafka_broker.bootstrap, source, [record])
+    query = _start(kafka_broker, tmp_path, sql, f"{source}-dlq")
+    try:
+        results = read_messages(kafka_broker.bootstrap, out, 1)
+    finally:
+        assert query.stop() == 0
+    assert [json.loads(m.value() or b"") for m in results] == [expected]

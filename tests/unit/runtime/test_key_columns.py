@@ -14,8 +14,10 @@ from streamhouse_runtime.exec.topology import result_key_columns, split_stages
 from streamhouse_runtime.plan.nodes import Aggregate, Sink
 from streamhouse_runtime.plan.planner import plan_statement
 from streamhouse_runtime.program import load_single_query
+from streamhouse_runtime.sql.analyzer import analyze
 from streamhouse_runtime.sql.errors import SqlValidationError
 from streamhouse_runtime.state.backend import MemoryStateBackend
+from streamhouse_runtime.testing.runner import OfflineRun
 
 pytestmark = pytest.mark.unit
 
@@ -237,3 +239,25 @@ def test_result_key_names_follow_the_select_list() -> None:
     # An expression keeps its alias, or its internal name when it is not projected.
     assert _result_key("UCASE(region) AS r, COUNT(*) AS n", "UCASE(region)") == ("r",)
     assert _result_key("COUNT(*) AS n", "UCASE(region)") == ("_g_0",)
+
+
+def test_the_offline_runner_shows_result_keys_by_their_names() -> None:
+    # What `streamhouse test --record` writes.
+    sql = (
+        "CREATE STREAM orders (order_id BIGINT KEY, customer_id VARCHAR, region VARCHAR) "
+        "WITH (kafka_topic='orders', value_format='JSON');\n"
+        "CREATE TABLE totals WITH (kafka_topic='totals', key_format='JSON') AS SELECT "
+        "customer_id AS customer, region, COUNT(*) AS n FROM orders GROUP BY customer_id, region;"
+    )
+    run = OfflineRun(analyze(sql))
+    run.feed(
+        [
+            {"topic": "orders", "key": i, "value": {"customer_id": "c1", "region": "eu"}}
+            for i in (1, 2)
+        ]
+    )
+    run.run()
+    assert [(o["key"], o["value"]["n"]) for o in run.outputs() if o["topic"] == "totals"] == [
+        ({"customer": "c1", "region": "eu"}, 1),
+        ({"customer": "c1", "region": "eu"}, 2),
+    ]
