@@ -11,7 +11,9 @@ import pytest
 from streamhouse_runtime.exec import functions as fx
 from streamhouse_runtime.io import temporal
 from streamhouse_runtime.io.serde import DeserializationError, timestamp_parser, value_serde
+from streamhouse_runtime.program import load_single_query
 from streamhouse_runtime.sql.catalog import Column, Format
+from streamhouse_runtime.sql.errors import SqlValidationError
 from streamhouse_runtime.sql.types import DATE, TIMESTAMP
 
 pytestmark = pytest.mark.unit
@@ -93,3 +95,17 @@ def test_formatting_uses_the_same_letters() -> None:
     assert fx.timestamp_to_string(moment, "yy-MM-dd HH:mm:ssX") == "99-01-02 03:04:05Z"
     assert fx.timestamp_to_string(moment, "uuuu-MM-dd HH:mmxxx") == "2099-01-02 03:04+00:00"
     assert temporal.timestamp_parser("yy-MM-dd HH:mm:ssX")("99-01-02 03:04:05Z", UTC) == moment
+
+
+def test_a_source_timestamp_format_is_checked_at_validation() -> None:
+    sql = (
+        "CREATE STREAM t (id BIGINT, ts VARCHAR) WITH (kafka_topic='t', timestamp='ts',\n"
+        "  timestamp_format='yyyy QQ');\n"
+        "CREATE STREAM o WITH (kafka_topic='o') AS SELECT id FROM t;"
+    )
+    with pytest.raises(SqlValidationError) as caught:
+        load_single_query(sql)
+    (error,) = caught.value.errors
+    assert (error.code.value, error.line, error.column) == ("E109", 2, 20)
+    assert "unsupported letter 'Q'" in error.message
+    load_single_query(sql.replace("yyyy QQ", "yy-MM-dd HH:mmX"))  # a good one passes
