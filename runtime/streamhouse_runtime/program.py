@@ -13,13 +13,17 @@ from pathlib import Path
 from types import ModuleType
 from typing import cast
 
+from sqlglot import exp
+
 from streamhouse_runtime.exec.topology import NotExecutable, split_stages
+from streamhouse_runtime.io import temporal
 from streamhouse_runtime.plan.nodes import Sink
 from streamhouse_runtime.plan.planner import plan_statement
 from streamhouse_runtime.sql.analyzer import analyze
 from streamhouse_runtime.sql.catalog import Source
 from streamhouse_runtime.sql.errors import ErrorCode, SqlError, SqlValidationError
-from streamhouse_runtime.sql.query import AnalyzedStatement, Program
+from streamhouse_runtime.sql.positions import Locator
+from streamhouse_runtime.sql.query import AnalyzedStatement, Program, StatementKind
 from streamhouse_runtime.sql.udf_sources import (
     ENTRY_POINT_GROUP,
     definition_problem,
@@ -79,6 +83,7 @@ def load_single_query(
                 )
             ]
         )
+    _check_timestamp_formats(program)
     statement = queries[0]
     plan = plan_statement(statement)
     assert isinstance(plan, Sink)
@@ -89,6 +94,33 @@ def load_single_query(
             [SqlError(ErrorCode.UNSUPPORTED, str(error), statement.line, 1)]
         ) from None
     return program, statement
+
+
+def _check_timestamp_formats(program: Program) -> None:
+    """A source's `timestamp_format` must compile with the one temporal parser, at validation
+    (admission, `streamhouse validate`) rather than when the pod starts."""
+    locate = Locator(program.text)
+    for statement in program.statements:
+        if statement.kind is not StatementKind.CREATE_SOURCE:
+            continue
+        for prop in statement.node.find_all(exp.Property):
+            value = prop.args.get("value")
+            if prop.name.lower() != "timestamp_format" or not isinstance(value, exp.Literal):
+                continue
+            try:
+                temporal.timestamp_parser(value.name)
+            except ValueError as error:
+                line, column = locate.of(value)
+                raise SqlValidationError(
+                    [
+                        SqlError(
+                            ErrorCode.INVALID_PROPERTY,
+                            f"timestamp_format: {error}",
+                            line,
+                            column,
+                        )
+                    ]
+                ) from None
 
 
 def load_udfs(program: Program, udf_path: str = "") -> dict[str, Callable[..., object]]:

@@ -29,7 +29,7 @@ from streamhouse_runtime.exec.stateful import (
     NullGroupKey,
     WindowAggregateOperator,
 )
-from streamhouse_runtime.exec.topology import StageSpec, internal_topic
+from streamhouse_runtime.exec.topology import StageSpec, internal_topic, result_key_columns
 from streamhouse_runtime.io.limits import (
     DEFAULT_LIMITS,
     RECORD_OVERHEAD,
@@ -279,7 +279,7 @@ class StageExecutor:
         self.max_event_time: dict[int, int] = {}
         self.last_seen_ms: dict[int, float] = {}
         self.positions: dict[int, int] = {}  # partition -> next offset to consume
-        self.key_cache: dict[bytes, Row] = {}
+        self.key_cache: dict[bytes | None, Row] = {}
         self.last_event_time_ms: int | None = None  # of the latest record processed
         # (input partition, source topic-partition) -> highest source offset applied
         self.dedup: dict[tuple[int, str], int] = {}
@@ -302,17 +302,23 @@ class StageExecutor:
         registry = self.settings.registry
         if isinstance(spec.input, Source):
             source = spec.input
-            columns = [Column(f.name, f.type) for f in source.schema.fields if f.name != ROWTIME]
-            value_columns = [c for c in columns if c.name not in source.schema.key] or columns
+            # Key columns (KEY / PRIMARY KEY) come from the record key alone, in every value
+            # format: the value holds the other columns (ksqlDB's rule).
+            keys = set(source.schema.key)
+            columns = [
+                Column(f.name, f.type, key=f.name in keys)
+                for f in source.schema.fields
+                if f.name != ROWTIME
+            ]
             decode = value_serde(
                 source.value_format,
-                value_columns if source.value_format is Format.KAFKA else columns,
+                columns,
                 timestamp_column=source.timestamp_field,
                 timestamp_format=source.timestamp_format,
                 registry=registry,
                 subject=f"{source.topic}-value",
             )
-            key_columns = [c for c in columns if c.name in source.schema.key]
+            key_columns = [c for c in columns if c.key]
             decode_key = (
                 key_serde(
                     source.key_format, key_columns, registry=registry, subject=f"{source.topic}-key"
@@ -391,7 +397,7 @@ class StageExecutor:
         columns = _columns(output.schema)
         key_columns: list[Column] = []
         if spec.stateful is not None and not isinstance(spec.stateful, Distinct):
-            key_columns = [Column(n, e.type) for n, e in spec.stateful.group_keys]
+            key_columns = result_key_columns(spec.stateful)
         elif spec.rekey is not None:
             key_columns = [Column(f"k{i}", e.type) for i, (_, e) in enumerate(spec.rekey.keys)]
         key_format = output.key_format
@@ -467,15 +473,16 @@ class StageExecutor:
                     if row is None:
                         continue  # a tombstone on a stream carries no row
                     if decode_key is not None:
+                        # Key columns come from the key alone (a NULL key: all NULL), never
+                        # from a value field of the same name. Keys repeat (customers,
+                        # devices...): decode each one once.
                         key_bytes = record.key()
-                        if key_bytes is not None:
-                            # Keys repeat (customers, devices...): decode each one once.
-                            key_row = key_cache.get(key_bytes)
-                            if key_row is None:
-                                key_row = decode_key(key_bytes)
-                                if len(key_cache) < KEY_CACHE_ENTRIES:
-                                    key_cache[key_bytes] = key_row
-                            row.update(key_row)
+                        key_row = key_cache.get(key_bytes)
+                        if key_row is None:
+                            key_row = decode_key(key_bytes)
+                            if len(key_cache) < KEY_CACHE_ENTRIES:
+                                key_cache[key_bytes] = key_row
+                        row.update(key_row)
                     if time_field:
                         event_time = row.get(time_field)
                         if not isinstance(event_time, int):
@@ -824,7 +831,7 @@ class StageExecutor:
             row = self.decode_value.decode(record.value())
             if row is None:
                 return None
-            if self.decode_key is not None and record.key() is not None:
+            if self.decode_key is not None:
                 row.update(self.decode_key.decode(record.key()))
             event_time = row.get(self.time_field) if self.time_field else None
             row[ROWTIME] = event_time if isinstance(event_time, int) else record.timestamp()[1]

@@ -21,6 +21,7 @@ from streamhouse_runtime.plan.nodes import (
     Source,
     WindowAggregate,
 )
+from streamhouse_runtime.sql.catalog import Column
 from streamhouse_runtime.sql.errors import ErrorCode, SqlError
 
 
@@ -33,6 +34,13 @@ class NotExecutable(Exception):
 
 
 Stateful = Aggregate | WindowAggregate | Distinct
+
+
+def result_key_columns(node: Aggregate | WindowAggregate) -> list[Column]:
+    """The columns of an aggregate's result key, named after what they hold (the grouped
+    column's name or alias, `Aggregate.result_key`), in group key order."""
+    names = node.result_key or tuple(name for name, _ in node.group_keys)
+    return [Column(name, expr.type) for name, (_, expr) in zip(names, node.group_keys, strict=True)]
 
 
 @dataclass

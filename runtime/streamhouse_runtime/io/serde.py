@@ -44,6 +44,7 @@ from typing import Any, Final, NamedTuple, Protocol
 import fastavro
 import orjson
 
+from streamhouse_runtime.io import temporal
 from streamhouse_runtime.io.registry import SchemaRegistry, SchemaRegistryError
 from streamhouse_runtime.sql.catalog import Column, Format
 from streamhouse_runtime.sql.types import SqlType, TypeKind
@@ -286,13 +287,10 @@ def _timestamp_with_pattern(parse: Callable[[str], int]) -> Coerce:
 
 def _to_date(value: object) -> object:
     if isinstance(value, str):
-        text = value.strip()
-        if _DIGITS.fullmatch(text):
-            return int(text)
         try:
-            return date.fromisoformat(text).toordinal() - _EPOCH_ORDINAL
+            return temporal.parse_date(value)  # the rule of CAST(... AS DATE) too
         except ValueError:
-            raise _bad(value, "DATE (yyyy-MM-dd)") from None
+            raise _bad(value, "DATE (days since the epoch, yyyy-MM-dd or a timestamp)") from None
     if isinstance(value, datetime):
         return _datetime_ms(value) // 86_400_000
     if isinstance(value, date):
@@ -509,64 +507,21 @@ def timestamp_parser(pattern: str) -> Callable[[str], int]:
     """A parser from text in a Java DateTimeFormatter pattern ('yyyy-MM-dd HH:mm:ss',
     "yyyy-MM-dd'T'HH:mm:ss.SSSX", ...) to epoch milliseconds; no zone in the text means UTC.
 
-    Supports the letters y u M d D H h m s S a E X x Z and quoted literals; others raise
-    ValueError here, when the source is declared, rather than on the first record.
+    The one parser of `io/temporal.py`, which the SQL functions use too. An unsupported
+    letter raises ValueError here, when the source is declared, rather than on the first record.
     """
-    strptime_format = _strptime_format(pattern)
+    try:
+        parse = temporal.timestamp_parser(pattern)
+    except ValueError as e:
+        raise ValueError(f"timestamp format {pattern!r}: {e}") from None
 
-    def parse(text: str) -> int:
+    def parse_utc(text: str) -> int:
         try:
-            return _datetime_ms(datetime.strptime(text.strip(), strptime_format))
+            return parse(text, UTC)
         except ValueError:
             raise _BadValue(f"{text!r} does not match timestamp format {pattern!r}") from None
 
-    return parse
-
-
-_PATTERN_LETTERS: Final = {
-    ("y", 4): "%Y", ("u", 4): "%Y", ("y", 2): "%y", ("u", 2): "%y",
-    ("M", 1): "%m", ("M", 2): "%m", ("M", 3): "%b", ("M", 4): "%B",
-    ("d", 1): "%d", ("d", 2): "%d", ("D", 1): "%j", ("D", 2): "%j", ("D", 3): "%j",
-    ("H", 1): "%H", ("H", 2): "%H", ("h", 1): "%I", ("h", 2): "%I",
-    ("m", 1): "%M", ("m", 2): "%M", ("s", 1): "%S", ("s", 2): "%S",
-    ("a", 1): "%p", ("E", 3): "%a", ("E", 4): "%A",
-}  # fmt: skip
-
-
-def _strptime_format(pattern: str) -> str:
-    out: list[str] = []
-    index = 0
-    while index < len(pattern):
-        char = pattern[index]
-        if char == "'":
-            end = pattern.find("'", index + 1)
-            if end < 0:
-                raise ValueError(f"unterminated quote in timestamp format {pattern!r}")
-            literal = pattern[index + 1 : end] if end > index + 1 else "'"  # '' is a quote
-            out.append(literal.replace("%", "%%"))
-            index = end + 1
-            continue
-        run = index
-        while run < len(pattern) and pattern[run] == char:
-            run += 1
-        count = run - index
-        if char.isascii() and char.isalpha():
-            if char == "S" and count <= 6:
-                directive = "%f"  # a fraction of a second: 'SSS' reads milliseconds
-            elif char in "XxZ" and count <= 3:
-                directive = "%z"  # Z, +01, +0100, +01:00
-            else:
-                found = _PATTERN_LETTERS.get((char, count))
-                if found is None:
-                    raise ValueError(
-                        f"unsupported {char * count!r} in timestamp format {pattern!r}"
-                    )
-                directive = found
-            out.append(directive)
-        else:
-            out.append((char * count).replace("%", "%%"))
-        index = run
-    return "".join(out)
+    return parse_utc
 
 
 # --------------------------------------------------------------------------------------------
@@ -1186,6 +1141,16 @@ class _NoKey:
         return None
 
 
+class _NoValueColumns:
+    """A source whose columns are all key columns: a value is a row with no columns."""
+
+    def decode(self, data: bytes | None) -> Row | None:
+        return None if data is None else {}
+
+    def encode(self, row: Row | None) -> bytes | None:
+        return None
+
+
 def value_serde(
     fmt: Format,
     columns: Sequence[Column],
@@ -1218,6 +1183,8 @@ def value_serde(
     if fmt is Format.DELIMITED:
         return _DelimitedSerde(value_columns, delimiter, timestamp)
     if fmt is Format.KAFKA:
+        if not value_columns and columns:
+            return _NoValueColumns()  # every column is in the key; the value is not read
         return _KafkaValueSerde(value_columns)
     if fmt is Format.AVRO:
         return _AvroValueSerde(value_columns, registry, subject, timestamp)

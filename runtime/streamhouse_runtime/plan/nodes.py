@@ -127,6 +127,9 @@ class Aggregate(PlanNode):
     aggregates: tuple[tuple[str, AggregateCall], ...]
     having: Expr | None = None
     store: str = "aggregate"
+    # The names of the group key columns in the result's record key, in group key order: the
+    # name (or alias) each grouped expression has in the SELECT list.
+    result_key: tuple[str, ...] = ()
 
     def children(self) -> tuple[PlanNode, ...]:
         return (self.input,)
@@ -155,6 +158,7 @@ class WindowAggregate(PlanNode):
     window_end_fields: tuple[str, ...] = ()
     having: Expr | None = None
     store: str = "window"
+    result_key: tuple[str, ...] = ()  # as Aggregate.result_key
 
     def children(self) -> tuple[PlanNode, ...]:
         return (self.input,)

@@ -107,6 +107,31 @@ def _referenced(expressions: list[bound.Expr]) -> set[str]:
     return names
 
 
+def _result_key(query: AnalyzedQuery) -> tuple[str, ...]:
+    """The result key's column names, in group key order (ksqlDB's rule: a grouped column
+    keeps its name, or the alias the SELECT list gives it). A key the SELECT list does not
+    project is named after its column, or keeps its internal name if it is an expression."""
+    names: list[str] = []
+    for internal, expr in query.group_keys:
+        projected = [
+            name
+            for name, selected in query.select
+            if isinstance(selected, bound.ColumnRef) and selected.name == internal
+        ]
+        if projected:
+            name = projected[0]
+        elif isinstance(expr, bound.ColumnRef):
+            name = expr.name.rsplit(".", 1)[-1]
+        else:
+            name = internal
+        unique, suffix = name, 1
+        while unique.lower() in (n.lower() for n in names):
+            suffix += 1
+            unique = f"{name}_{suffix}"
+        names.append(unique)
+    return tuple(names)
+
+
 def plan_query(query: AnalyzedQuery) -> PlanNode:
     node: PlanNode = _source(query.relations[0])
     for number, step in enumerate(query.joins, start=1):
@@ -182,6 +207,7 @@ def plan_query(query: AnalyzedQuery) -> PlanNode:
                 )
         node = _repartition(node, keys, "groupby")
         key_names = tuple(name for name, _ in query.group_keys)
+        result_key = _result_key(query)
         fields = tuple(Field(name, expr.type) for name, expr in query.group_keys)
         fields += tuple(Field(name, call.type) for name, call in query.aggregates)
         if query.window is not None:
@@ -193,6 +219,7 @@ def plan_query(query: AnalyzedQuery) -> PlanNode:
                 group_keys=tuple(query.group_keys),
                 aggregates=tuple(query.aggregates),
                 emit=query.emit,
+                result_key=result_key,
             )
         else:
             node = Aggregate(
@@ -200,6 +227,7 @@ def plan_query(query: AnalyzedQuery) -> PlanNode:
                 input=node,
                 group_keys=tuple(query.group_keys),
                 aggregates=tuple(query.aggregates),
+                result_key=result_key,
             )
         if query.having is not None:
             node = Filter(node.schema, node, query.having)

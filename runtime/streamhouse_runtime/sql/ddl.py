@@ -271,6 +271,14 @@ def source_from_ddl(statement: nodes.CreateSource, fail: Fail) -> Source:
             f"TABLE {name} needs a PRIMARY KEY column (or WITH (key = '...'))",
             statement.this,
         )
+    if key_format is Format.KAFKA and len(key_columns) > 1:
+        where = props.get("key_format") or props.get("format")
+        fail(
+            ErrorCode.INVALID_PROPERTY,
+            f"key_format KAFKA holds one key column; {name} has {len(key_columns)} "
+            f"({', '.join(key_columns)}): use key_format JSON, DELIMITED or AVRO",
+            where[1] if where is not None else statement.this,
+        )
     timestamp_format = str(props["timestamp_format"][0]) if "timestamp_format" in props else None
     partitions = topic_setting(props, "partitions", fail)
     replicas = topic_setting(props, "replicas", fail)

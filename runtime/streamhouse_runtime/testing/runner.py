@@ -26,9 +26,9 @@ from streamhouse_runtime.exec.pipeline import (
     StageExecutor,
     StageSettings,
 )
-from streamhouse_runtime.exec.topology import NotExecutable, split_stages
+from streamhouse_runtime.exec.topology import NotExecutable, result_key_columns, split_stages
 from streamhouse_runtime.io.serde import key_serde, value_serde
-from streamhouse_runtime.plan.nodes import Sink, WindowAggregate
+from streamhouse_runtime.plan.nodes import Aggregate, Sink, WindowAggregate
 from streamhouse_runtime.plan.planner import plan_statement
 from streamhouse_runtime.program import load_udfs
 from streamhouse_runtime.sql.analyzer import analyze
@@ -226,8 +226,8 @@ class OfflineRun:
         key: Any = None
         key_columns = [c for c in sink.columns if c.key]
         if key_bytes:
-            if stateful is not None and hasattr(stateful, "group_keys"):
-                columns = [Column(n, e.type) for n, e in stateful.group_keys]
+            if isinstance(stateful, Aggregate | WindowAggregate):
+                columns = result_key_columns(stateful)
             else:
                 columns = key_columns or [Column("key", sink.columns[0].type)]
             fmt = sink.key_format if len(columns) == 1 else Format.JSON

@@ -20,11 +20,25 @@ def test_tumbling_windows_are_epoch_aligned_and_half_open() -> None:
 
 
 def test_hopping_windows_cover_every_window_holding_the_time() -> None:
-    assert hopping(125_000, 600_000, 60_000) == [
-        (start, start + 600_000) for start in range(-420_000, 120_001, 60_000)
+    assert hopping(725_000, 600_000, 60_000) == [
+        (start, start + 600_000) for start in range(180_000, 720_001, 60_000)
     ]
     assert len(hopping(10_000_000, 600_000, 60_000)) == 10
     assert all(s <= 10_000_000 < e for s, e in hopping(10_000_000, 600_000, 60_000))
+    # The end is exclusive: a time equal to a window's end is not in that window.
+    assert hopping(105, 30, 15) == [(90, 120), (105, 135)]
+
+
+def test_hopping_windows_never_start_before_the_epoch() -> None:
+    # Kafka Streams' TimeWindows.windowsFor: start = max(0, t - size + advance) rounded down.
+    assert hopping(10_000, 30_000, 15_000) == [(0, 30_000)]
+    assert hopping(125_000, 600_000, 60_000) == [
+        (start, start + 600_000) for start in range(0, 120_001, 60_000)
+    ]
+    assert hopping(0, 30_000, 15_000) == [(0, 30_000)]
+    assert hopping(15_000, 30_000, 15_000) == [(0, 30_000), (15_000, 45_000)]
+    with pytest.raises(ValueError, match="before the epoch"):
+        hopping(-1, 30_000, 15_000)
 
 
 def _run(
