@@ -438,7 +438,8 @@ class StageExecutor:
         direct = stateless and not isinstance(self.spec.output, Repartition)
         window = self.window_op.process if self.window_op is not None else None
         emit_all = self._emit_updates
-        clear_undo = self._undo.clear if self._undo is not None else None
+        # Entries the current record changed (see _UndoLog); emptied after each success.
+        undo_saved: list[Any] = self._undo.saved if self._undo is not None else []
         batch_watermark = self.watermark()
         # Event times the output topic accepts (the broker's timestamp limits, from now).
         earliest, latest = self._accepted_times()
@@ -515,13 +516,13 @@ class StageExecutor:
                         updates = window(row, partition, offset, batch_watermark)
                         if updates:
                             emit_all(updates, out)
-                        if clear_undo is not None:
-                            clear_undo()
+                        if undo_saved:
+                            undo_saved.clear()
                     else:
                         offset = record.offset()  # type: ignore[assignment]
                         self._stateful(row, record, partition, offset, event_time, out)
-                        if clear_undo is not None:
-                            clear_undo()
+                        if undo_saved:
+                            undo_saved.clear()
                 except LateRecord as late:
                     self.counters.late += 1
                     if self.settings.late_policy is LatePolicy.DEAD_LETTER:

@@ -80,13 +80,6 @@ class NullGroupKey(Exception):
     Kafka Streams do (a NULL key has no group, and a compacted topic refuses it)."""
 
 
-def _check_group(group: tuple[object, ...]) -> tuple[object, ...]:
-    for value in group:
-        if value is None:
-            raise NullGroupKey("a GROUP BY column is NULL")
-    return group
-
-
 class _UndoLog:
     """The entries one record changed, to put back when the record fails part-way (an
     overflow in its second window, an output the sink refuses): a record's state changes
@@ -182,7 +175,9 @@ class WindowAggregateOperator:
         timestamp = self.time_of(row)
         if timestamp is None:
             raise ValueError("event time is NULL")
-        group = _check_group(self.group_key(row))
+        group = self.group_key(row)
+        if None in group:
+            raise NullGroupKey("a GROUP BY column is NULL")
         kind = self.window.kind
         if kind is WindowKind.TUMBLING:
             # The hot path of windowed aggregations: `_entry` and the fold inlined for the
@@ -408,7 +403,9 @@ class AggregateOperator:
         return _PARTITION.pack(partition) + pickle.dumps(group, _PICKLE)
 
     def process(self, row: Row, partition: int, offset: int, timestamp_ms: int) -> Emitted:
-        group = _check_group(self.group_key(row))
+        group = self.group_key(row)
+        if None in group:
+            raise NullGroupKey("a GROUP BY column is NULL")
         key = (partition, group)
         entry = self.entries.get(key)
         # Every update is emitted: HAVING, the projection or the output may still fail.
