@@ -72,9 +72,6 @@ class _Entry:
     emitted: bool = False
 
 
-WindowKey = tuple[int, int, int, tuple[object, ...]]
-
-
 class NullGroupKey(Exception):
     """A record whose GROUP BY key has a NULL column: dropped and counted, as ksqlDB and
     Kafka Streams do (a NULL key has no group, and a compacted topic refuses it)."""
