@@ -81,6 +81,19 @@ def sum_overflow(value: Any, result_type: SqlType) -> None:
     raise ArithmeticError(f"SUM {value} is out of the range of {result_type}")
 
 
+def _unreachable_overflow(result_type: SqlType, argument_type: SqlType | None) -> bool:
+    """A DECIMAL SUM whose result has 18 or more integer digits more than its argument:
+    leaving the result type takes at least 10^18 records, so the per-record range check (two
+    Decimal comparisons, more than the addition costs) is skipped."""
+    if result_type.kind is not TypeKind.DECIMAL or argument_type is None:
+        return False
+    if argument_type.kind is not TypeKind.DECIMAL:
+        return False
+    result_digits = (result_type.precision or 0) - (result_type.scale or 0)
+    argument_digits = (argument_type.precision or 0) - (argument_type.scale or 0)
+    return argument_type.precision is not None and result_digits - argument_digits >= 18
+
+
 def _bounds(sql_type: SqlType) -> tuple[Any, Any] | None:
     """Inclusive range of a SUM's result type: integers by width, DOUBLE finite, DECIMAL by
     precision."""
@@ -180,10 +193,12 @@ class Sum(Aggregator):
     """SUM: NULL until a non-NULL value arrives. DECIMAL sums add in DECIMAL_CONTEXT (Python's
     default context keeps only 28 digits)."""
 
-    def __init__(self, result_type: SqlType) -> None:
+    def __init__(self, result_type: SqlType, argument_type: SqlType | None = None) -> None:
         super().__init__(result_type)
         self.quantum = _result_quantum(result_type)
         self.bounds = _bounds(result_type)
+        if _unreachable_overflow(result_type, argument_type):
+            self.bounds = None  # comparing Decimals costs more than the fold itself
 
     def fold_constants(self, new: str) -> dict[str, Any]:
         if self.bounds is None:
@@ -489,4 +504,6 @@ def aggregator(call: AggregateCall) -> Aggregator:
         "EARLIEST_BY_OFFSET": EarliestByOffset,
         "LATEST_BY_OFFSET": LatestByOffset,
     }
+    if name == "SUM":
+        return Sum(call.type, call.args[0].type if call.args else None)
     return implementations[name](call.type)

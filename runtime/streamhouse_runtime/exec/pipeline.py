@@ -286,6 +286,7 @@ class StageExecutor:
         self._dedup_dirty = False
         # The sink's limits are read from the broker; internal topics are ours (defaults).
         self.limits = settings.output_limits if isinstance(spec.output, Sink) else DEFAULT_LIMITS
+        self.largest_output = self.limits.max_message_bytes - RECORD_OVERHEAD
         self._undo = (
             self.window_op.undo
             if self.window_op is not None
@@ -608,6 +609,17 @@ class StageExecutor:
         )
         return key, value, emitted.timestamp_ms
 
+    def _check_size(
+        self, key: bytes | None, value: bytes | None, timestamp_ms: int, header_bytes: int = 0
+    ) -> None:
+        """The size and key checks of TopicLimits, in one comparison for the usual record;
+        the record's event time was checked when it came in."""
+        size = (len(key) if key else 0) + (len(value) if value else 0) + header_bytes
+        if size > self.largest_output or (key is None and self.limits.compacted):
+            self.limits.check(
+                self.output_topic, key, value, timestamp_ms, timestamp_ms, header_bytes
+            )
+
     def _emit_updates(self, updates: Sequence[Emitted], out: RecordSink) -> None:
         """The EMIT CHANGES updates of one record: all prepared before any is sent, so a
         failing one leaves nothing half-written (the record's state is then undone)."""
@@ -639,9 +651,7 @@ class StageExecutor:
             return
         key = self.encode_key.encode(list(emitted.key)) if self.encode_key is not None else None
         value = self.encode_value.encode(row) if row is not None else None
-        self.limits.check(
-            self.output_topic, key, value, emitted.timestamp_ms, int(time.time() * 1000)
-        )
+        self._check_size(key, value, emitted.timestamp_ms)  # its event time was checked
         out.send(self.output_topic, key, value, emitted.timestamp_ms)
         self.counters.records_out += 1
 
@@ -675,7 +685,7 @@ class StageExecutor:
             # Source partition and offset; a stage reads one source topic.
             headers = [(SOURCE_HEADER, b"%d:%d" % (partition, offset))]
         value = self.encode_value.encode(row)
-        self.limits.check(self.output_topic, key, value, event_time, int(time.time() * 1000), 64)
+        self._check_size(key, value, event_time, 64)  # its event time was checked
         out.send(self.output_topic, key, value, event_time, headers)
         self.counters.records_out += 1
 
