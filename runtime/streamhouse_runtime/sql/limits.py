@@ -6,6 +6,8 @@ enough text would hit RecursionError. The scan below is linear and allocation-fr
 
 from __future__ import annotations
 
+import re
+
 from streamhouse_runtime.sql.errors import ErrorCode, SqlError
 
 MAX_SQL_BYTES = 262_144  # the CRD's spec.sql maxLength
@@ -23,12 +25,17 @@ def small_int(text: str, max_digits: int = 18) -> int | None:
     return None
 
 
+_LINE_BREAK = re.compile(r"\r\n|\r|\n")
+
+
 def position(text: str, offset: int) -> tuple[int, int]:
-    """1-based (line, column) of a character offset."""
+    """1-based (line, column) of a character offset. Lines end at \r\n, \n or a lone \r,
+    as the tokenizer counts them, so every error of one text uses the same lines."""
     offset = max(0, min(offset, len(text)))
-    line = text.count("\n", 0, offset) + 1
-    column = offset - (text.rfind("\n", 0, offset) + 1) + 1
-    return line, column
+    line, start = 1, 0
+    for found in _LINE_BREAK.finditer(text, 0, offset):
+        line, start = line + 1, found.end()
+    return line, offset - start + 1
 
 
 def check_limits(text: str) -> SqlError | None:

@@ -116,7 +116,8 @@ def _check_answer(sql: str) -> str:
         coded = CODED.match(answer)
         assert coded is not None, f"uncoded answer {answer[:300]!r} for {sql[:200]!r}"
         line, column = int(coded.group(1)), int(coded.group(2))
-        lines = sql.split("\n")
+        # Lines end at \r\n, \n or a lone \r, as the tokenizer counts them.
+        lines = re.split(r"\r\n|\r|\n", sql)
         assert line <= len(lines), answer
         assert column <= len(lines[line - 1]) + 1, answer
         return "refused"
