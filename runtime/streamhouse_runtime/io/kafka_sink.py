@@ -14,7 +14,8 @@ from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException, Producer
 
-from streamhouse_runtime.exec.pipeline import Headers
+# exec.pipeline.Headers, spelled out here: exec imports io, so io never imports exec.
+Headers = list[tuple[str, str | bytes | None]]
 
 _ANY_PARTITION = -1  # librdkafka's RD_KAFKA_PARTITION_UA: the configured partitioner picks
 
