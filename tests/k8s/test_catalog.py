@@ -17,6 +17,7 @@ import yaml
 from kubernetes import client
 from kubernetes.client import ApiException
 
+from streamhouse_operator.builders.statefulset import CONFIG_HASH_ANNOTATION
 from streamhouse_operator.models import streamquery as model
 from streamhouse_operator.models import streamsource as catalog_model
 from tests.harness import pki
@@ -212,6 +213,13 @@ def test_queries_resolve_chain_and_follow_the_catalog(
     assert _get(kube_api, namespace, catalog_model.PLURAL, "orders")
 
     # A compatible change (a new column) rolls out: the pods get the new declaration.
+    apps = client.AppsV1Api(kube_api)
+
+    def config_hash() -> str:
+        template = apps.read_namespaced_stateful_set("big", namespace).spec.template
+        return str((template.metadata.annotations or {}).get(CONFIG_HASH_ANNOTATION))
+
+    first_hash = config_hash()
     wider = ORDERS.replace("amount DECIMAL(10,2))", "amount DECIMAL(10,2), channel VARCHAR)")
     _kubectl(control_plane, namespace, "apply", "-f", "-", manifest=_source("orders", wider))
     _eventually(
@@ -223,9 +231,10 @@ def test_queries_resolve_chain_and_follow_the_catalog(
         ),
         "the new declaration rolled out",
     )
+    # The roll-out reaches the StatefulSet after the ConfigMap (its pods restart on it).
+    _eventually(lambda: config_hash() != first_hash, "the pods got the new declaration")
 
     # An incompatible one (the column the query filters on is gone): Degraded, left running.
-    apps = client.AppsV1Api(kube_api)
     before = apps.read_namespaced_stateful_set("big", namespace).metadata.generation
     narrower = ORDERS.replace(", amount DECIMAL(10,2))", ")")
     _kubectl(control_plane, namespace, "apply", "-f", "-", manifest=_source("orders", narrower))
