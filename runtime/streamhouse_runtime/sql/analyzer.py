@@ -172,8 +172,16 @@ def _syntax_error(text: str, error: ParseError) -> SqlError:
     if isinstance(line, int) and isinstance(column, int):
         # sqlglot reports the column of the token's last character.
         column = max(1, column - len(highlight) + 1) if highlight else max(1, column)
+        if (line, column) > _end(text):
+            # Past the end ("Expecting )" at the end of the text): where the token is missing.
+            line, column = _end(text)
         return SqlError(ErrorCode.SYNTAX, description, line, column)
     return SqlError(ErrorCode.SYNTAX, description, *position(text, 0))
+
+
+def _end(text: str) -> tuple[int, int]:
+    """The position just after the text's last character that is not blank."""
+    return position(text, len(text.rstrip()))
 
 
 class _ProgramAnalyzer:

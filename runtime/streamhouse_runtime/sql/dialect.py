@@ -37,6 +37,7 @@ from sqlglot.generators.postgres import PostgresGenerator
 from sqlglot.parsers.postgres import PostgresParser
 from sqlglot.tokenizer_core import Token, TokenType
 
+from streamhouse_runtime.sql.limits import position
 from streamhouse_runtime.sql.nodes import (
     CreateAs,
     CreateFunction,
@@ -875,8 +876,7 @@ class StreamHouse(Postgres):
         def _token_at(self, offset: int) -> Token:
             """A one-character pseudo-token at `offset` in the SQL, for precise error positions."""
             offset = min(offset, max(len(self.sql) - 1, 0))
-            line = self.sql.count("\n", 0, offset) + 1
-            col = offset - (self.sql.rfind("\n", 0, offset) + 1) + 1
+            line, col = position(self.sql, offset)
             return Token(TokenType.VAR, self.sql[offset : offset + 1], line, col, offset, offset)
 
     class Generator(PostgresGenerator):
@@ -1157,8 +1157,7 @@ def _token_error(sql: str, tokenizer: object, error: TokenError) -> ParseError:
     if not isinstance(offset, int):
         offset = error.start or 0
     offset = max(min(offset, len(sql) - 1), 0)
-    line = sql.count("\n", 0, offset) + 1
-    col = offset - (sql.rfind("\n", 0, offset) + 1) + 1
+    line, col = position(sql, offset)
     cause = error.__cause__
     # The scanner's own TokenErrors say what is missing; anything else (e.g. an IndexError
     # at the end of an unterminated comment) is not worth showing to a user.
