@@ -33,7 +33,7 @@ from streamhouse_runtime.exec import functions as fx
 from streamhouse_runtime.exec.like import ilike, like, like_matcher
 from streamhouse_runtime.sql import bound
 from streamhouse_runtime.sql import types as t
-from streamhouse_runtime.sql.functions import SCALARS
+from streamhouse_runtime.sql.functions import DOUBLE_FUNCTIONS, SCALARS
 from streamhouse_runtime.sql.types import SqlType, TypeKind
 
 Row = dict[str, object]
@@ -94,6 +94,10 @@ _PLAIN_HELPERS: dict[str, tuple[Callable[..., object], bool]] = {
     "EXP": (fx.exp, False),
     "LN": (fx.ln, False),
     "LOG": (fx.log, False),
+    **{name: (getattr(fx, name.lower()), False) for name in DOUBLE_FUNCTIONS},
+    "ATAN2": (fx.atan2, False),
+    "PI": (fx.pi, False),
+    "RANDOM": (fx.random, False),
 }
 # Methods and operators Python runs natively on non-NULL arguments.
 _INLINE: dict[str, str] = {
@@ -723,7 +727,7 @@ class _Generator:
             return self.apply(self.value(args[0]), "abs({0})")
         if name == "SIGN":
             return self.apply(self.value(args[0]), "({0} > 0) - ({0} < 0)")
-        if name in ("CEIL", "FLOOR", "ROUND"):
+        if name in ("CEIL", "FLOOR", "ROUND", "TRUNC"):
             return self.rounding(name, args, result)
         if name in ("UNIX_TIMESTAMP", "FROM_UNIXTIME"):
             return self.value_as(args[0], t.TIMESTAMP)
@@ -751,9 +755,14 @@ class _Generator:
     def rounding(self, name: str, args: Sequence[bound.Expr], result: SqlType) -> _Code:
         value = self.value(args[0])
         kind = args[0].type.kind
-        if name != "ROUND" and kind in _INTEGRAL:
+        if name in ("CEIL", "FLOOR", "TRUNC") and kind in _INTEGRAL and len(args) == 1:
             return value
-        helper_fn = {"CEIL": fx.ceil, "FLOOR": fx.floor, "ROUND": fx.round_half_up}[name]
+        helper_fn = {
+            "CEIL": fx.ceil if len(args) == 1 else fx.ceil_scaled,
+            "FLOOR": fx.floor if len(args) == 1 else fx.floor_scaled,
+            "ROUND": fx.round_half_up,
+            "TRUNC": fx.trunc,
+        }[name]
         helper = self.bind(helper_fn, "_h")
         operands = [value] + [self.value(a) for a in args[1:]]
 

@@ -15,10 +15,19 @@ the sources' `timestamp_format` uses too.
 from __future__ import annotations
 
 import math
+import random as _random
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, date, timedelta
-from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_UP, Context, Decimal, InvalidOperation
+from decimal import (
+    ROUND_CEILING,
+    ROUND_DOWN,
+    ROUND_FLOOR,
+    ROUND_HALF_UP,
+    Context,
+    Decimal,
+    InvalidOperation,
+)
 from decimal import DivisionByZero as DecimalDivisionByZero
 from decimal import Overflow as DecimalOverflow
 from functools import lru_cache
@@ -463,6 +472,96 @@ def log(first: Number, second: Number | None = None) -> float:
     if base == 2 and float(second) > 0:
         return math.log2(float(second))
     return ln(second) / ln(first)
+
+
+def _double(name: str, function: Callable[[float], float]) -> Callable[[Number], float]:
+    """A DOUBLE function of one number: out of its domain, or beyond DOUBLE, is an error."""
+
+    def call(value: Number) -> float:
+        try:
+            result = function(float(value))
+        except OverflowError:
+            raise ArithmeticError(f"{name}({value}) is out of the range of DOUBLE") from None
+        except (ValueError, ZeroDivisionError):
+            raise ArithmeticError(f"{name}({value}) is undefined") from None
+        return _finite(result, f"{name}({value})")
+
+    call.__name__ = name.lower()
+    return call
+
+
+def _cot(value: float) -> float:
+    tangent = math.tan(value)
+    if tangent == 0:
+        raise ZeroDivisionError
+    return 1 / tangent
+
+
+sin = _double("SIN", math.sin)
+cos = _double("COS", math.cos)
+tan = _double("TAN", math.tan)
+cot = _double("COT", _cot)
+asin = _double("ASIN", math.asin)  # math raises ValueError outside [-1, 1]
+acos = _double("ACOS", math.acos)
+atan = _double("ATAN", math.atan)
+sinh = _double("SINH", math.sinh)
+cosh = _double("COSH", math.cosh)
+tanh = _double("TANH", math.tanh)
+degrees = _double("DEGREES", math.degrees)
+radians = _double("RADIANS", math.radians)
+
+
+def _cbrt(value: float) -> float:
+    root = math.cbrt(value)
+    nearest = round(root)  # libm's cube root can miss an exact one: cbrt(27) = 3.0000000000000004
+    return float(nearest) if nearest**3 == value else root
+
+
+cbrt = _double("CBRT", _cbrt)
+
+
+def atan2(y: Number, x: Number) -> float:
+    """ATAN2(y, x): the angle of the point (x, y), in radians (ATAN2(0, 0) is 0, as in Java)."""
+    return math.atan2(float(y), float(x))
+
+
+def pi() -> float:
+    return math.pi
+
+
+def random() -> float:
+    """RANDOM(): a DOUBLE in [0.0, 1.0), drawn for every record."""
+    return _random.random()
+
+
+def _scaled(value: Number, digits: int, rounding: str) -> Number:
+    """CEIL/FLOOR/TRUNC to `digits` places (negative: to tens, hundreds...)."""
+    if isinstance(value, bool):
+        raise TypeError("cannot round a BOOLEAN")
+    if isinstance(value, int):
+        if digits >= 0:
+            return value
+        return int(Decimal(value).scaleb(digits).to_integral_value(rounding).scaleb(-digits))
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            return value
+        return float(_scaled(Decimal(repr(value)), digits, rounding))
+    quantum = Decimal(1).scaleb(-digits)
+    result: Decimal = value.quantize(quantum, rounding=rounding, context=DECIMAL_CONTEXT)
+    return result
+
+
+def ceil_scaled(value: Number, digits: int) -> Number:
+    return _scaled(value, digits, ROUND_CEILING)
+
+
+def floor_scaled(value: Number, digits: int) -> Number:
+    return _scaled(value, digits, ROUND_FLOOR)
+
+
+def trunc(value: Number, digits: int = 0) -> Number:
+    """TRUNC(x[, scale]): toward zero, to `scale` places."""
+    return _scaled(value, digits, ROUND_DOWN)
 
 
 def integer_overflow(value: int, type_name: str) -> int:

@@ -81,6 +81,18 @@ _KSQL_WINDOW_LABELS = {
     "gap": "a gap duration",
 }
 _FLINK_WINDOW_KINDS = frozenset(("TUMBLE", "HOP", "SESSION"))
+
+# ksqlDB functions that sqlglot would read as its own nodes (with other names, argument shapes
+# or argument counts: ARRAY_JOIN needs two arguments there, RANDOM becomes RAND): read as plain
+# calls, so the binder sees them as written.
+_PLAIN_CALLS = frozenset(
+    (
+        *("SIN", "COS", "TAN", "COT", "ASIN", "ACOS", "ATAN", "ATAN2", "SINH", "COSH", "TANH"),
+        *("DEGREES", "RADIANS", "PI", "CBRT", "TRUNC", "RANDOM", "CHR", "UUID", "ENCODE"),
+        *("ARRAY_DISTINCT", "ARRAY_EXCEPT", "ARRAY_INTERSECT", "ARRAY_JOIN", "ARRAY_MAX"),
+        *("ARRAY_MIN", "ARRAY_REMOVE", "ARRAY_SORT", "ARRAY_UNION", "MAP_KEYS", "JSON_KEYS"),
+    )
+)
 # Interval roles of each Flink window family, in Flink's positional order (HOP: slide, size).
 _FLINK_WINDOW_ARGS: dict[str, tuple[str, ...]] = {
     "TUMBLE": ("size",),
@@ -152,8 +164,11 @@ class StreamHouse(Postgres):
             k: v for k, v in PostgresParser.LAMBDAS.items() if k != TokenType.ARROW
         }
 
+        FUNCTIONS: t.ClassVar = {
+            k: v for k, v in PostgresParser.FUNCTIONS.items() if k not in _PLAIN_CALLS
+        }
         FUNCTION_PARSERS: t.ClassVar = {
-            **PostgresParser.FUNCTION_PARSERS,
+            **{k: v for k, v in PostgresParser.FUNCTION_PARSERS.items() if k not in _PLAIN_CALLS},
             **{
                 kind: (lambda self, kind=kind: self._parse_group_window(kind, None))
                 for kind in _FLINK_WINDOW_KINDS

@@ -115,10 +115,21 @@ def _round_result(args: Sequence[SqlType]) -> SqlType:
     return value
 
 
+def _ceil_floor_result(args: Sequence[SqlType]) -> SqlType:
+    """CEIL(x) keeps x's type (a DECIMAL keeps its scale); CEIL(x, scale) is typed like ROUND."""
+    return args[0] if len(args) == 1 else _round_result(args)
+
+
 def _element(args: Sequence[SqlType]) -> SqlType:
     collection = args[0]
     return collection.element or t.NULL
 
+
+# Functions of one number with a DOUBLE result (trigonometric, hyperbolic, angles, roots).
+DOUBLE_FUNCTIONS = (
+    *("SIN", "COS", "TAN", "COT", "ASIN", "ACOS", "ATAN", "SINH", "COSH", "TANH"),
+    *("DEGREES", "RADIANS", "CBRT"),
+)
 
 SCALARS: dict[str, Signature] = {
     s.name: s
@@ -143,14 +154,19 @@ SCALARS: dict[str, Signature] = {
         Signature("REGEXP_REPLACE", 3, 3, _all(*STRING), _fixed(t.VARCHAR)),
         # math
         Signature("ABS", 1, 1, _all(*NUMBER), _first),
-        Signature("CEIL", 1, 1, _all(*NUMBER), _first),
-        Signature("FLOOR", 1, 1, _all(*NUMBER), _first),
+        Signature("CEIL", 1, 2, _each(NUMBER, INTEGRAL), _ceil_floor_result),
+        Signature("FLOOR", 1, 2, _each(NUMBER, INTEGRAL), _ceil_floor_result),
         Signature("ROUND", 1, 2, _each(NUMBER, INTEGRAL), _round_result),
+        Signature("TRUNC", 1, 2, _each(NUMBER, INTEGRAL), _round_result),
         Signature("SQRT", 1, 1, _all(*NUMBER), _fixed(t.DOUBLE)),
         Signature("POWER", 2, 2, _all(*NUMBER), _fixed(t.DOUBLE)),
         Signature("EXP", 1, 1, _all(*NUMBER), _fixed(t.DOUBLE)),
         Signature("LN", 1, 1, _all(*NUMBER), _fixed(t.DOUBLE)),
         Signature("LOG", 1, 2, _all(*NUMBER), _fixed(t.DOUBLE)),  # LOG(x) is base 10
+        *(Signature(name, 1, 1, _all(*NUMBER), _fixed(t.DOUBLE)) for name in DOUBLE_FUNCTIONS),
+        Signature("ATAN2", 2, 2, _all(*NUMBER), _fixed(t.DOUBLE)),
+        Signature("PI", 0, 0, _any, _fixed(t.DOUBLE)),
+        Signature("RANDOM", 0, 0, _any, _fixed(t.DOUBLE)),
         Signature("SIGN", 1, 1, _all(*NUMBER), _fixed(t.INTEGER)),
         Signature("MOD", 2, 2, _all(*NUMBER), _supertype),
         Signature("GREATEST", 1, None, _same_type, _supertype),

@@ -1,0 +1,194 @@
+"""ksqlDB's scalar function library, from real SQL through the analyzer and the compiler.
+
+Expected values are those of ksqlDB's function reference (and of Java's `Math` where the
+reference defers to it). NULL arguments give NULL unless a case says otherwise; an argument
+outside a function's domain is an error of the record, never a NaN.
+"""
+
+from __future__ import annotations
+
+import math
+from decimal import Decimal
+from functools import cache
+
+import pytest
+
+from streamhouse_runtime.exec.compiler import EvaluationError, compile_value
+from streamhouse_runtime.sql import bound
+from streamhouse_runtime.sql.analyzer import analyze
+from streamhouse_runtime.sql.errors import SqlValidationError
+
+pytestmark = pytest.mark.unit
+
+DDL = """
+CREATE STREAM s (
+  a INT, b BIGINT, z INT, d DECIMAL(10,2), x DOUBLE, nx DOUBLE, name VARCHAR, nm VARCHAR,
+  ts TIMESTAMP, flag BOOLEAN, arr ARRAY<INT>, arr2 ARRAY<INT>, narr ARRAY<INT>,
+  words ARRAY<VARCHAR>, m MAP<VARCHAR, INT>, nmap MAP<VARCHAR, INT>, js VARCHAR,
+  st STRUCT<f INT, g VARCHAR>
+) WITH (kafka_topic = 's', value_format = 'JSON');
+"""
+
+ROW: dict[str, object] = {
+    "a": 7,
+    "b": -7,
+    "d": Decimal("1234.56"),
+    "x": 2.5,
+    "name": "Alice",
+    "ts": 1_700_000_000_000,
+    "flag": True,
+    "arr": [3, 1, None, 3, 2],
+    "arr2": [2, 4, 3],
+    "words": ["b", "a", None],
+    "m": {"k1": 1, "k2": 2},
+    "js": '{"a": 1, "b": [1, 2]}',
+    "st": {"f": 1, "g": "x"},
+}  # z, nx, nm, narr, nmap: always NULL (missing)
+
+PREFIX_LINES = DDL.count("\n") + 1  # the SELECT is on the line after the DDL
+
+
+@cache
+def bound_select(sql_expr: str) -> bound.Expr:
+    program = analyze(DDL + f"SELECT {sql_expr} AS v FROM s EMIT CHANGES;")
+    query = program.statements[-1].query
+    assert query is not None
+    return query.select[0][1]
+
+
+def value(sql_expr: str, row: dict[str, object] | None = None) -> object:
+    return compile_value(bound_select(sql_expr))(ROW if row is None else row)
+
+
+def same(actual: object, expected: object) -> bool:
+    """Equal and of the same type (1 == 1.0 == Decimal(1) would hide bugs)."""
+    if isinstance(expected, float) and isinstance(actual, float):
+        return math.isclose(actual, expected, rel_tol=1e-12, abs_tol=1e-15)
+    if type(actual) is not type(expected) or actual != expected:
+        return False
+    return not isinstance(expected, Decimal) or str(actual) == str(expected)
+
+
+ERROR = "error"
+
+CASES: list[tuple[str, object]] = [
+    # -- trigonometric and hyperbolic (radians, as Java's Math) ----------------------------
+    ("SIN(0)", 0.0),
+    ("SIN(PI() / 2)", 1.0),
+    ("SIN(z)", None),
+    ("COS(0)", 1.0),
+    ("COS(PI())", -1.0),
+    ("COS(nx)", None),
+    ("TAN(PI() / 4)", 0.9999999999999999),
+    ("TAN(z)", None),
+    ("COT(PI() / 4)", 1.0000000000000002),
+    ("COT(0)", ERROR),
+    ("COT(z)", None),
+    ("ASIN(1)", math.pi / 2),
+    ("ASIN(2)", ERROR),
+    ("ASIN(-1.5e0)", ERROR),
+    ("ASIN(z)", None),
+    ("ACOS(1)", 0.0),
+    ("ACOS(-1)", math.pi),
+    ("ACOS(1.01e0)", ERROR),
+    ("ACOS(z)", None),
+    ("ATAN(1)", math.pi / 4),
+    ("ATAN(z)", None),
+    ("ATAN2(1, 1)", math.pi / 4),
+    ("ATAN2(0, -1)", math.pi),
+    ("ATAN2(0, 0)", 0.0),
+    ("ATAN2(z, 1)", None),
+    ("ATAN2(1, z)", None),
+    ("SINH(0)", 0.0),
+    ("SINH(1)", 1.1752011936438014),
+    ("SINH(1000)", ERROR),
+    ("SINH(z)", None),
+    ("COSH(0)", 1.0),
+    ("COSH(-1000)", ERROR),
+    ("COSH(z)", None),
+    ("TANH(0)", 0.0),
+    ("TANH(1000)", 1.0),
+    ("TANH(z)", None),
+    ("DEGREES(PI())", 180.0),
+    ("DEGREES(d)", 1234.56 * 180 / math.pi),
+    ("DEGREES(z)", None),
+    ("RADIANS(180)", math.pi),
+    ("RADIANS(z)", None),
+    ("PI()", 3.141592653589793),
+    ("RANDOM() < 1", True),
+    # -- roots, truncation, scaled CEIL / FLOOR --------------------------------------------
+    ("CBRT(27)", 3.0),
+    ("CBRT(-8)", -2.0),
+    ("CBRT(x)", 1.3572088082974532),
+    ("CBRT(z)", None),
+    ("TRUNC(x)", 2.0),
+    ("TRUNC(-x)", -2.0),
+    ("TRUNC(a)", 7),
+    ("TRUNC(d)", Decimal("1234")),
+    ("TRUNC(d, 1)", Decimal("1234.50")),
+    ("TRUNC(-d, 1)", Decimal("-1234.50")),
+    ("TRUNC(1.789e0, 2)", 1.78),
+    ("TRUNC(1289, -2)", 1200),
+    ("TRUNC(-1289, -2)", -1200),
+    ("TRUNC(z)", None),
+    ("TRUNC(x, z)", None),
+    ("CEIL(d, 1)", Decimal("1234.60")),
+    ("CEIL(1.231e0, 2)", 1.24),
+    ("CEIL(1201, -2)", 1300),
+    ("CEIL(d, z)", None),
+    ("FLOOR(d, 1)", Decimal("1234.50")),
+    ("FLOOR(-1.25e0, 1)", -1.3),
+    ("FLOOR(1299, -2)", 1200),
+    ("FLOOR(-1201, -2)", -1300),
+    ("FLOOR(z, 1)", None),
+    ("CEIL(d)", Decimal("1235.00")),  # one argument: unchanged, the type is kept
+]
+
+
+@pytest.mark.parametrize(("sql_expr", "expected"), CASES, ids=[c[0] for c in CASES])
+def test_value(sql_expr: str, expected: object) -> None:
+    if expected == ERROR:
+        with pytest.raises(EvaluationError):
+            value(sql_expr)
+        return
+    actual = value(sql_expr)
+    assert same(actual, expected), f"{sql_expr}: got {actual!r}, expected {expected!r}"
+
+
+def test_random_is_drawn_per_record() -> None:
+    draws = {value("RANDOM()") for _ in range(50)}
+    assert len(draws) > 40
+    assert all(isinstance(v, float) and 0.0 <= v < 1.0 for v in draws)
+
+
+def test_result_types() -> None:
+    assert str(bound_select("SIN(a)").type) == "DOUBLE"
+    assert str(bound_select("TRUNC(d)").type) == "DECIMAL(10,0)"
+    assert str(bound_select("TRUNC(d, 1)").type) == "DECIMAL(10,2)"
+    assert str(bound_select("FLOOR(a, -1)").type) == "INTEGER"
+
+
+# Wrong argument types and counts: a coded error at the call (the select list starts at column
+# 8; sqlglot's own CEIL/FLOOR nodes are placed at their first argument).
+BAD_CALLS: list[tuple[str, str, int]] = [
+    ("SIN(name)", "E203", 8),
+    ("ATAN2(1, flag)", "E203", 8),
+    ("CBRT(arr)", "E203", 8),
+    ("TRUNC(x, 1.5)", "E203", 8),
+    ("FLOOR(d, name)", "E203", 14),
+    ("PI(1)", "E202", 8),
+    ("RANDOM(1)", "E202", 8),
+    ("ATAN2(1)", "E202", 8),
+]
+
+
+@pytest.mark.parametrize(("sql_expr", "code", "column"), BAD_CALLS, ids=[c[0] for c in BAD_CALLS])
+def test_wrong_arguments_are_coded_errors_at_the_call(
+    sql_expr: str, code: str, column: int
+) -> None:
+    with pytest.raises(SqlValidationError) as raised:
+        analyze(DDL + f"SELECT {sql_expr} AS v FROM s EMIT CHANGES;")
+    first = raised.value.errors[0]
+    assert (first.code.value, first.line, first.column) == (code, PREFIX_LINES, column), (
+        first.message
+    )
