@@ -33,6 +33,17 @@ DESCRIPTIONS: dict[str, str] = {
     "RPAD": "RPAD(s, length, pad): right-padded (or cut) to the length.",
     "SPLIT": "SPLIT(s, delimiter): ARRAY<VARCHAR> of the parts.",
     "INSTR": "INSTR(s, sub): 1-based position of the first `sub`, 0 when absent.",
+    "CHR": "CHR(code) or CHR('\\\\uXXXX'): the character of a Unicode code point; NULL if invalid.",
+    "MASK": "MASK(s [, upper, lower, digit, other]): each character masked (X, x, n, -); "
+    "a NULL replacement leaves that class unmasked.",
+    "MASK_LEFT": "MASK_LEFT(s, n [, upper, lower, digit, other]): the first n characters masked.",
+    "MASK_RIGHT": "MASK_RIGHT(s, n [, ...]): the last n characters masked.",
+    "MASK_KEEP_LEFT": "MASK_KEEP_LEFT(s, n [, ...]): all but the first n characters masked.",
+    "MASK_KEEP_RIGHT": "MASK_KEEP_RIGHT(s, n [, ...]): all but the last n characters masked.",
+    "UUID": "UUID(): a random version-4 UUID as 36 characters.",
+    "ENCODE": "ENCODE(s, from, to): re-encoded between hex, utf8, ascii and base64.",
+    "SPLIT_TO_MAP": "SPLIT_TO_MAP(s, entry_delim, kv_delim): MAP<VARCHAR, VARCHAR>; "
+    "the last value of a repeated key wins.",
     "REGEXP_EXTRACT": "REGEXP_EXTRACT(s, pattern [, group]): the match (RE2, linear time).",
     "REGEXP_REPLACE": "REGEXP_REPLACE(s, pattern, replacement): every match replaced (RE2).",
     "ABS": "Absolute value, same type.",

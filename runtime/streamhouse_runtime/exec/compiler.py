@@ -98,6 +98,18 @@ _PLAIN_HELPERS: dict[str, tuple[Callable[..., object], bool]] = {
     "ATAN2": (fx.atan2, False),
     "PI": (fx.pi, False),
     "RANDOM": (fx.random, False),
+    "CHR": (fx.chr_of, True),
+    "UUID": (fx.uuid, False),
+    "ENCODE": (fx.encode, False),
+    "SPLIT_TO_MAP": (fx.split_to_map, True),
+}
+# Library functions whose first `count` arguments are NULL-checked inline; the later ones may
+# be NULL (MASK_LEFT's replacement characters: a NULL one leaves those characters unmasked).
+_LEADING_GUARD_HELPERS: dict[str, tuple[Callable[..., object], int]] = {
+    "MASK_LEFT": (fx.mask_left, 2),
+    "MASK_RIGHT": (fx.mask_right, 2),
+    "MASK_KEEP_LEFT": (fx.mask_keep_left, 2),
+    "MASK_KEEP_RIGHT": (fx.mask_keep_right, 2),
 }
 # Methods and operators Python runs natively on non-NULL arguments.
 _INLINE: dict[str, str] = {
@@ -684,6 +696,14 @@ class _Generator:
                 [self.value(a) for a in args],
                 lambda *names: f"{helper}({', '.join(names)})",
                 nullable=may_be_null,
+            )
+        if name in _LEADING_GUARD_HELPERS or name == "MASK":
+            helper_fn, count = _LEADING_GUARD_HELPERS.get(name, (fx.mask, 1))
+            helper = self.bind(helper_fn, "_h")
+            codes = [self.value(a) for a in args]
+            rest = [c.text for c in codes[count:]]
+            return self.guard(
+                codes[:count], lambda *names: f"{helper}({', '.join([*names, *rest])})"
             )
         if name in ("COALESCE", "IFNULL"):
             return self.coalesce([self.value_as(a, result) for a in args])

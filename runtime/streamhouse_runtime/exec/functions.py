@@ -14,9 +14,12 @@ the sources' `timestamp_format` uses too.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import math
 import random as _random
 import re
+import uuid as _uuid
 from collections.abc import Callable, Sequence
 from datetime import UTC, date, timedelta
 from decimal import (
@@ -320,6 +323,129 @@ def split(value: str, delimiter: str) -> list[str]:
 def instr(value: str, search: str) -> int:
     """1-based position of the first occurrence, 0 when absent."""
     return value.find(search) + 1
+
+
+def chr_of(code: int | str) -> str | None:
+    """CHR(75) or CHR('\\u004b'): the character of a Unicode code point; NULL when invalid."""
+    if isinstance(code, int):
+        return chr(code) if 0 <= code <= 0x10FFFF else None
+    if re.fullmatch(r"(\\u[0-9a-fA-F]{4}){1,2}", code) is None:
+        return None
+    units = [int(code[i + 2 : i + 6], 16) for i in range(0, len(code), 6)]
+    text = "".join(map(chr, units)).encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+    return text if len(text) == 1 and text != "\ufffd" else None
+
+
+MASK_DEFAULTS = ("X", "x", "n", "-")
+
+
+def _mask(value: str, replacements: Sequence[str | None]) -> str:
+    """ksqlDB's masker: upper-case letters, lower-case letters, digits and every other
+    character each become their replacement; a NULL replacement leaves those unmasked."""
+    chosen: list[str | None] = [r if r is None else r[:1] for r in replacements]
+    chosen.extend(MASK_DEFAULTS[len(chosen) :])
+    upper, lower, digit, other = chosen
+    out: list[str] = []
+    for char in value:
+        if char.isupper():
+            replacement = upper
+        elif char.islower():
+            replacement = lower
+        elif char.isdigit():
+            replacement = digit
+        else:
+            replacement = other
+        out.append(char if replacement is None else replacement)
+    return "".join(out)
+
+
+def mask(value: str, *replacements: str | None) -> str:
+    """MASK(s [, upper, lower, digit, other]): every character masked."""
+    return _mask(value, replacements)
+
+
+def _mask_count(count: int) -> int:
+    if count < 0:
+        raise ValueError(f"the number of characters to mask or keep must be >= 0, got {count}")
+    return count
+
+
+def mask_left(value: str, count: int, *replacements: str | None) -> str:
+    """MASK_LEFT(s, n, ...): the first n characters masked."""
+    count = _mask_count(count)
+    return _mask(value[:count], replacements) + value[count:]
+
+
+def mask_right(value: str, count: int, *replacements: str | None) -> str:
+    """MASK_RIGHT(s, n, ...): the last n characters masked."""
+    cut = max(len(value) - _mask_count(count), 0)
+    return value[:cut] + _mask(value[cut:], replacements)
+
+
+def mask_keep_left(value: str, count: int, *replacements: str | None) -> str:
+    """MASK_KEEP_LEFT(s, n, ...): all but the first n characters masked."""
+    count = _mask_count(count)
+    return value[:count] + _mask(value[count:], replacements)
+
+
+def mask_keep_right(value: str, count: int, *replacements: str | None) -> str:
+    """MASK_KEEP_RIGHT(s, n, ...): all but the last n characters masked."""
+    cut = max(len(value) - _mask_count(count), 0)
+    return _mask(value[:cut], replacements) + value[cut:]
+
+
+def uuid() -> str:
+    """UUID(): a random (version 4) UUID in its 36-character text form."""
+    return str(_uuid.uuid4())
+
+
+_ENCODINGS = ("hex", "utf8", "ascii", "base64")
+
+
+def _decode_text(value: str, encoding: str) -> bytes:
+    if encoding == "hex":
+        digits = value[2:] if value[:2] in ("0x", "0X") else value
+        return bytes.fromhex(("0" + digits) if len(digits) % 2 else digits)
+    if encoding == "utf8":
+        return value.encode("utf-8")
+    if encoding == "ascii":
+        return value.encode("ascii")
+    return base64.b64decode(value, validate=True)
+
+
+def _encode_bytes(data: bytes, encoding: str) -> str:
+    if encoding == "hex":
+        return data.hex()
+    if encoding == "utf8":
+        return data.decode("utf-8")
+    if encoding == "ascii":
+        return data.decode("ascii")
+    return base64.b64encode(data).decode("ascii")
+
+
+def encode(value: str, input_encoding: str, output_encoding: str) -> str:
+    """ENCODE(s, from, to): text re-encoded between hex, utf8, ascii and base64."""
+    source, target = input_encoding.lower(), output_encoding.lower()
+    for name in (source, target):
+        if name not in _ENCODINGS:
+            raise ValueError(f"ENCODE: unknown encoding '{name}' (one of {', '.join(_ENCODINGS)})")
+    try:
+        return _encode_bytes(_decode_text(value, source), target)
+    except (ValueError, UnicodeError, binascii.Error):
+        raise ValueError(f"ENCODE: the input is not valid {source} for {target}") from None
+
+
+def split_to_map(value: str, entry_delimiter: str, kv_delimiter: str) -> dict[str, str] | None:
+    """SPLIT_TO_MAP(s, entry, kv): entries without the kv delimiter are skipped, a repeated
+    key keeps its last value; empty delimiters give NULL."""
+    if not entry_delimiter or not kv_delimiter:
+        return None
+    result: dict[str, str] = {}
+    for entry in value.split(entry_delimiter):
+        key, found, item = entry.partition(kv_delimiter)
+        if found:
+            result[key] = item
+    return result
 
 
 def regex(pattern: str) -> Any:

@@ -125,6 +125,16 @@ def _element(args: Sequence[SqlType]) -> SqlType:
     return collection.element or t.NULL
 
 
+_varchar = _fixed(t.VARCHAR)
+
+
+def _is_code_point(x: SqlType) -> bool:
+    return _is_integer(x) or _is_string(x)
+
+
+# MASK_LEFT(s, n [, upper, lower, digit, other]) and its kin.
+MASKS = ("MASK_LEFT", "MASK_RIGHT", "MASK_KEEP_LEFT", "MASK_KEEP_RIGHT")
+
 # Functions of one number with a DOUBLE result (trigonometric, hyperbolic, angles, roots).
 DOUBLE_FUNCTIONS = (
     *("SIN", "COS", "TAN", "COT", "ASIN", "ACOS", "ATAN", "SINH", "COSH", "TANH"),
@@ -150,6 +160,12 @@ SCALARS: dict[str, Signature] = {
         Signature("RPAD", 3, 3, _each(STRING, INTEGRAL, STRING), _fixed(t.VARCHAR)),
         Signature("SPLIT", 2, 2, _all(*STRING), _fixed(t.array(t.VARCHAR))),
         Signature("INSTR", 2, 2, _all(*STRING), _fixed(t.INTEGER)),
+        Signature("CHR", 1, 1, _each((_is_code_point, "an integer or a string")), _varchar),
+        Signature("MASK", 1, 5, _all(*STRING), _varchar),
+        *(Signature(name, 2, 6, _each(STRING, INTEGRAL, STRING), _varchar) for name in MASKS),
+        Signature("UUID", 0, 0, _any, _varchar),
+        Signature("ENCODE", 3, 3, _all(*STRING), _varchar),
+        Signature("SPLIT_TO_MAP", 3, 3, _all(*STRING), _fixed(t.map_of(t.VARCHAR, t.VARCHAR))),
         Signature("REGEXP_EXTRACT", 2, 3, _each(STRING, STRING, INTEGRAL), _fixed(t.VARCHAR)),
         Signature("REGEXP_REPLACE", 3, 3, _all(*STRING), _fixed(t.VARCHAR)),
         # math

@@ -8,6 +8,7 @@ outside a function's domain is an error of the record, never a NaN.
 from __future__ import annotations
 
 import math
+import re
 from decimal import Decimal
 from functools import cache
 
@@ -142,6 +143,54 @@ CASES: list[tuple[str, object]] = [
     ("FLOOR(-1201, -2)", -1300),
     ("FLOOR(z, 1)", None),
     ("CEIL(d)", Decimal("1235.00")),  # one argument: unchanged, the type is kept
+    # -- strings ---------------------------------------------------------------------------
+    ("CHR(75)", "K"),
+    ("CHR(22909)", "\u597d"),
+    ("CHR('\\u004b')", "K"),
+    ("CHR('\\ud83d\\ude00')", "\U0001f600"),  # a surrogate pair is one character
+    ("CHR('K')", None),
+    ("CHR(-1)", None),
+    ("CHR(z)", None),
+    ("CHR(nm)", None),
+    ("MASK('My Test $123')", "Xx-Xxxx--nnn"),
+    ("MASK('My Test $123', '*', NULL, '1', NULL)", "*y *est $111"),
+    ("MASK(name, '#')", "#xxxx"),
+    ("MASK(nm)", None),
+    ("MASK('')", ""),
+    ("MASK_KEEP_LEFT('My Test $123', 4)", "My Txxx--nnn"),
+    ("MASK_KEEP_LEFT('My Test $123', 40)", "My Test $123"),
+    ("MASK_KEEP_LEFT(nm, 4)", None),
+    ("MASK_KEEP_LEFT(name, z)", None),
+    ("MASK_KEEP_RIGHT('My Test $123', 4)", "Xx-Xxxx-$123"),
+    ("MASK_KEEP_RIGHT('My Test $123', 0)", "Xx-Xxxx--nnn"),
+    ("MASK_KEEP_RIGHT(nm, 4)", None),
+    ("MASK_LEFT('My Test $123', 4)", "Xx-Xest $123"),
+    ("MASK_LEFT('My Test $123', 4, '*', '*', '*', '*')", "****est $123"),
+    ("MASK_LEFT(name, -1)", ERROR),
+    ("MASK_LEFT(nm, 4)", None),
+    ("MASK_RIGHT('My Test $123', 4)", "My Test -nnn"),
+    ("MASK_RIGHT(name, 40)", "Xxxxx"),
+    ("MASK_RIGHT(name, z)", None),
+    ("LENGTH(UUID())", 36),
+    ("UUID() = UUID()", False),
+    ("ENCODE('Hello', 'utf8', 'hex')", "48656c6c6f"),
+    ("ENCODE('48656c6c6f', 'hex', 'utf8')", "Hello"),
+    ("ENCODE('Hello', 'ascii', 'base64')", "SGVsbG8="),
+    ("ENCODE('SGVsbG8=', 'base64', 'hex')", "48656c6c6f"),
+    ("ENCODE('Hello', 'UTF8', 'HEX')", "48656c6c6f"),
+    ("ENCODE('zz', 'hex', 'utf8')", ERROR),
+    ("ENCODE(name, 'rot13', 'hex')", ERROR),
+    ("ENCODE(nm, 'utf8', 'hex')", None),
+    ("ENCODE(name, nm, 'hex')", None),
+    (
+        "SPLIT_TO_MAP('apple:green/banana:yellow/cherry:red', '/', ':')",
+        {"apple": "green", "banana": "yellow", "cherry": "red"},
+    ),
+    ("SPLIT_TO_MAP('a=1,,b,a=2,c=x=y', ',', '=')", {"a": "2", "c": "x=y"}),
+    ("SPLIT_TO_MAP('', ',', '=')", {}),
+    ("SPLIT_TO_MAP('a=1', '', '=')", None),
+    ("SPLIT_TO_MAP(nm, ',', '=')", None),
+    ("SPLIT_TO_MAP(name, nm, '=')", None),
 ]
 
 
@@ -161,11 +210,21 @@ def test_random_is_drawn_per_record() -> None:
     assert all(isinstance(v, float) and 0.0 <= v < 1.0 for v in draws)
 
 
+def test_uuid_is_a_version_4_uuid() -> None:
+    text = value("UUID()")
+    assert isinstance(text, str)
+    assert re.fullmatch(
+        r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}", text
+    )
+
+
 def test_result_types() -> None:
     assert str(bound_select("SIN(a)").type) == "DOUBLE"
     assert str(bound_select("TRUNC(d)").type) == "DECIMAL(10,0)"
     assert str(bound_select("TRUNC(d, 1)").type) == "DECIMAL(10,2)"
     assert str(bound_select("FLOOR(a, -1)").type) == "INTEGER"
+    assert str(bound_select("SPLIT_TO_MAP(name, ',', '=')").type) == "MAP<VARCHAR, VARCHAR>"
+    assert str(bound_select("MASK_LEFT(name, 2)").type) == "VARCHAR"
 
 
 # Wrong argument types and counts: a coded error at the call (the select list starts at column
@@ -179,6 +238,16 @@ BAD_CALLS: list[tuple[str, str, int]] = [
     ("PI(1)", "E202", 8),
     ("RANDOM(1)", "E202", 8),
     ("ATAN2(1)", "E202", 8),
+    ("CHR(x)", "E203", 8),
+    ("MASK(a)", "E203", 8),
+    ("MASK(name, 1)", "E203", 8),
+    ("MASK_LEFT(name, 'x')", "E203", 8),
+    ("MASK_KEEP_RIGHT(name, 1, 2)", "E203", 8),
+    ("MASK_RIGHT(name)", "E202", 8),
+    ("UUID(name)", "E202", 8),
+    ("ENCODE(name, 'hex')", "E202", 8),
+    ("ENCODE(a, 'hex', 'utf8')", "E203", 8),
+    ("SPLIT_TO_MAP(name, ',', 1)", "E203", 8),
 ]
 
 
