@@ -102,6 +102,15 @@ _PLAIN_HELPERS: dict[str, tuple[Callable[..., object], bool]] = {
     "UUID": (fx.uuid, False),
     "ENCODE": (fx.encode, False),
     "SPLIT_TO_MAP": (fx.split_to_map, True),
+    "ARRAY_DISTINCT": (fx.array_distinct, False),
+    "ARRAY_EXCEPT": (fx.array_except, False),
+    "ARRAY_INTERSECT": (fx.array_intersect, False),
+    "ARRAY_UNION": (fx.array_union, False),
+    "ARRAY_MAX": (fx.array_max, True),
+    "ARRAY_MIN": (fx.array_min, True),
+    "ARRAY_SORT": (fx.array_sort, True),
+    "MAP_KEYS": (fx.map_keys, False),
+    "MAP_VALUES": (fx.map_values, False),
 }
 # Library functions whose first `count` arguments are NULL-checked inline; the later ones may
 # be NULL (MASK_LEFT's replacement characters: a NULL one leaves those characters unmasked).
@@ -110,6 +119,8 @@ _LEADING_GUARD_HELPERS: dict[str, tuple[Callable[..., object], int]] = {
     "MASK_RIGHT": (fx.mask_right, 2),
     "MASK_KEEP_LEFT": (fx.mask_keep_left, 2),
     "MASK_KEEP_RIGHT": (fx.mask_keep_right, 2),
+    "ARRAY_REMOVE": (fx.array_remove, 1),
+    "SLICE": (fx.slice_of, 1),
 }
 # Methods and operators Python runs natively on non-NULL arguments.
 _INLINE: dict[str, str] = {
@@ -705,6 +716,8 @@ class _Generator:
             return self.guard(
                 codes[:count], lambda *names: f"{helper}({', '.join([*names, *rest])})"
             )
+        if name == "ARRAY_JOIN":
+            return self.array_join(args)
         if name in ("COALESCE", "IFNULL"):
             return self.coalesce([self.value_as(a, result) for a in args])
         if name == "NULLIF":
@@ -756,6 +769,22 @@ class _Generator:
         if name in ("REGEXP_EXTRACT", "REGEXP_REPLACE"):
             return self.regexp(name, args)
         raise ValueError(f"built-in function {name} has no runtime implementation")
+
+    def array_join(self, args: Sequence[bound.Expr]) -> _Code:
+        """ARRAY_JOIN(a [, delimiter]): elements as SQL text (a TIMESTAMP as its text form)."""
+        element = args[0].type.element
+        kind = element.kind if element is not None else TypeKind.NULL
+        text_fn = {
+            TypeKind.TIMESTAMP: fx.format_timestamp,
+            TypeKind.DATE: fx.format_date,
+            TypeKind.TIME: fx.format_time,
+        }.get(kind, fx.to_string)
+        helper = self.bind(fx.array_join, "_h")
+        text = self.bind(text_fn, "_h")
+        operands = [self.value(a) for a in args]
+        if len(operands) == 1:
+            operands.append(self.constant(","))
+        return self.guard(operands, lambda a, d: f"{helper}({a}, {d}, {text})")
 
     def coalesce(self, codes: Sequence[_Code]) -> _Code:
         """First non-NULL argument; arguments after one that cannot be NULL never run."""

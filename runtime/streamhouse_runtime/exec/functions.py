@@ -20,7 +20,7 @@ import math
 import random as _random
 import re
 import uuid as _uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, date, timedelta
 from decimal import (
     ROUND_CEILING,
@@ -760,6 +760,98 @@ def cardinality(collection: Sequence[object] | dict[object, object]) -> int:
 
 def array_contains(array: Sequence[object], value: object) -> bool:
     return value in array
+
+
+def _distinct(values: Iterable[object]) -> list[object]:
+    """First occurrence of each value, in order (NULL included once); values of the types
+    that SQL compares are hashable, the others are compared one by one."""
+    seen: set[object] = set()
+    unhashable: list[object] = []
+    out: list[object] = []
+    for item in values:
+        try:
+            if item in seen:
+                continue
+            seen.add(item)
+        except TypeError:
+            if item in unhashable:
+                continue
+            unhashable.append(item)
+        out.append(item)
+    return out
+
+
+def array_distinct(array: Sequence[object]) -> list[object]:
+    """ARRAY_DISTINCT: each value once, in order of first appearance."""
+    return _distinct(array)
+
+
+def array_except(array: Sequence[object], other: Sequence[object]) -> list[object]:
+    """ARRAY_EXCEPT(a, b): the distinct values of a that are not in b, in a's order."""
+    return [item for item in _distinct(array) if item not in other]
+
+
+def array_intersect(array: Sequence[object], other: Sequence[object]) -> list[object]:
+    """ARRAY_INTERSECT(a, b): the distinct values of a that are also in b, in a's order."""
+    return [item for item in _distinct(array) if item in other]
+
+
+def array_union(array: Sequence[object], other: Sequence[object]) -> list[object]:
+    """ARRAY_UNION(a, b): the distinct values of a, then those of b, in order."""
+    return _distinct([*array, *other])
+
+
+def array_remove(array: Sequence[object], value: object) -> list[object]:
+    """ARRAY_REMOVE(a, v): a without any v (a NULL v removes the NULLs)."""
+    if value is None:
+        return [item for item in array if item is not None]
+    return [item for item in array if item is None or item != value]
+
+
+def array_max(array: Sequence[Any]) -> object:
+    """ARRAY_MAX: the largest non-NULL value; NULL for an empty or all-NULL array."""
+    present = [item for item in array if item is not None]
+    return max(present) if present else None
+
+
+def array_min(array: Sequence[Any]) -> object:
+    """ARRAY_MIN: the smallest non-NULL value; NULL for an empty or all-NULL array."""
+    present = [item for item in array if item is not None]
+    return min(present) if present else None
+
+
+def array_sort(array: Sequence[Any], direction: str = "ASC") -> list[object] | None:
+    """ARRAY_SORT(a [, 'ASC' | 'DESC']): NULLs last either way; another direction is NULL."""
+    order = direction.upper()
+    if order not in ("ASC", "DESC"):
+        return None
+    present = sorted((item for item in array if item is not None), reverse=order == "DESC")
+    return [*present, *(None for item in array if item is None)]
+
+
+def array_join(
+    array: Sequence[object], delimiter: str, text: Callable[[Any], str] = to_string
+) -> str:
+    """ARRAY_JOIN(a [, delimiter]): the values as text joined (',' by default), NULL as 'null'."""
+    return delimiter.join("null" if item is None else text(item) for item in array)
+
+
+def slice_of(array: Sequence[object], start: int | None, end: int | None) -> list[object] | None:
+    """SLICE(a, from, to): 1-based and inclusive; a NULL bound is the array's own end, and a
+    range outside the array is NULL (as ksqlDB's subList)."""
+    first = 0 if start is None else start - 1
+    last = len(array) if end is None else end
+    if first < 0 or last > len(array) or first > last:
+        return None
+    return list(array[first:last])
+
+
+def map_keys(value: dict[object, object]) -> list[object]:
+    return list(value)
+
+
+def map_values(value: dict[object, object]) -> list[object]:
+    return list(value.values())
 
 
 def greatest(*values: object) -> object:

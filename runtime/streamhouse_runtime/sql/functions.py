@@ -141,6 +141,57 @@ DOUBLE_FUNCTIONS = (
     *("DEGREES", "RADIANS", "CBRT"),
 )
 
+ARRAY = (_is_array, "an array")
+MAP = (lambda x: x.kind is TypeKind.MAP, "a map")
+ARRAY_SETS = ("ARRAY_EXCEPT", "ARRAY_INTERSECT", "ARRAY_UNION")
+_NESTED = (TypeKind.ARRAY, TypeKind.MAP, TypeKind.STRUCT)
+
+
+def _two_arrays(args: Sequence[SqlType]) -> str | None:
+    problem = _each(ARRAY)(args)
+    # The same element type (as ksqlDB): the result's values keep their runtime types.
+    if problem is None and not any(a.is_null for a in args) and args[0] != args[1]:
+        return f"argument 2 has type {args[1]}, not {args[0]} like argument 1"
+    return problem
+
+
+def _same_array(args: Sequence[SqlType]) -> SqlType:
+    arrays = [a for a in args if not a.is_null]
+    return arrays[0] if arrays else t.array(t.NULL)
+
+
+def _array_and_element(args: Sequence[SqlType]) -> str | None:
+    problem = _each(ARRAY)(args[:1])
+    if problem is None and not args[0].is_null and not args[1].is_null:
+        element = args[0].element or t.NULL
+        if t.common_supertype(element, args[1]) is None:
+            return f"argument 2 has type {args[1]}, incompatible with the elements ({element})"
+    return problem
+
+
+def _primitive_array(what: str) -> ArgCheck:
+    def check(args: Sequence[SqlType]) -> str | None:
+        array = args[0]
+        if array.is_null:
+            return None
+        if not _is_array(array) or (array.element and array.element.kind in _NESTED):
+            return f"argument 1 must be an array of {what}, got {array}"
+        return None
+
+    return check
+
+
+_comparable_array = _primitive_array("comparable values")
+
+
+def _sortable_array(args: Sequence[SqlType]) -> str | None:
+    return _primitive_array("comparable values")(args) or _each(ANYTHING, STRING)(args)
+
+
+def _array_join_check(args: Sequence[SqlType]) -> str | None:
+    return _primitive_array("primitive values")(args) or _each(ANYTHING, STRING)(args)
+
+
 SCALARS: dict[str, Signature] = {
     s.name: s
     for s in [
@@ -209,6 +260,16 @@ SCALARS: dict[str, Signature] = {
         Signature(
             "ARRAY_CONTAINS", 2, 2, _each((_is_array, "an array"), ANYTHING), _fixed(t.BOOLEAN)
         ),
+        Signature("ARRAY_DISTINCT", 1, 1, _each(ARRAY), _first),
+        *(Signature(name, 2, 2, _two_arrays, _same_array) for name in ARRAY_SETS),
+        Signature("ARRAY_JOIN", 1, 2, _array_join_check, _varchar),
+        Signature("ARRAY_MAX", 1, 1, _comparable_array, _element),
+        Signature("ARRAY_MIN", 1, 1, _comparable_array, _element),
+        Signature("ARRAY_REMOVE", 2, 2, _array_and_element, _first),
+        Signature("ARRAY_SORT", 1, 2, _sortable_array, _first),
+        Signature("SLICE", 3, 3, _each(ARRAY, INTEGRAL), _first),
+        Signature("MAP_KEYS", 1, 1, _each(MAP), lambda a: t.array(a[0].key or t.NULL)),
+        Signature("MAP_VALUES", 1, 1, _each(MAP), lambda a: t.array(a[0].element or t.NULL)),
     ]
 }
 

@@ -26,7 +26,8 @@ CREATE STREAM s (
   a INT, b BIGINT, z INT, d DECIMAL(10,2), x DOUBLE, nx DOUBLE, name VARCHAR, nm VARCHAR,
   ts TIMESTAMP, flag BOOLEAN, arr ARRAY<INT>, arr2 ARRAY<INT>, narr ARRAY<INT>,
   words ARRAY<VARCHAR>, m MAP<VARCHAR, INT>, nmap MAP<VARCHAR, INT>, js VARCHAR,
-  st STRUCT<f INT, g VARCHAR>
+  st STRUCT<f INT, g VARCHAR>, tss ARRAY<TIMESTAMP>, bools ARRAY<BOOLEAN>, empty ARRAY<INT>,
+  nested ARRAY<ARRAY<INT>>, dbls ARRAY<DOUBLE>
 ) WITH (kafka_topic = 's', value_format = 'JSON');
 """
 
@@ -44,6 +45,11 @@ ROW: dict[str, object] = {
     "m": {"k1": 1, "k2": 2},
     "js": '{"a": 1, "b": [1, 2]}',
     "st": {"f": 1, "g": "x"},
+    "tss": [1_700_000_000_000, None],
+    "bools": [False, None, True, None],
+    "empty": [],
+    "nested": [[1], [2]],
+    "dbls": [1.5, -2.0],
 }  # z, nx, nm, narr, nmap: always NULL (missing)
 
 PREFIX_LINES = DDL.count("\n") + 1  # the SELECT is on the line after the DDL
@@ -191,6 +197,67 @@ CASES: list[tuple[str, object]] = [
     ("SPLIT_TO_MAP('a=1', '', '=')", None),
     ("SPLIT_TO_MAP(nm, ',', '=')", None),
     ("SPLIT_TO_MAP(name, nm, '=')", None),
+    # -- arrays and maps (arr = [3, 1, NULL, 3, 2], arr2 = [2, 4, 3]) ------------------------
+    ("ARRAY_DISTINCT(arr)", [3, 1, None, 2]),
+    ("ARRAY_DISTINCT(empty)", []),
+    ("ARRAY_DISTINCT(nested)", [[1], [2]]),
+    ("ARRAY_DISTINCT(narr)", None),
+    ("ARRAY_EXCEPT(arr, arr2)", [1, None]),
+    ("ARRAY_EXCEPT(arr, empty)", [3, 1, None, 2]),
+    ("ARRAY_EXCEPT(arr, narr)", None),
+    ("ARRAY_EXCEPT(narr, arr)", None),
+    ("ARRAY_INTERSECT(arr, arr2)", [3, 2]),
+    ("ARRAY_INTERSECT(arr2, arr)", [2, 3]),
+    ("ARRAY_INTERSECT(arr, narr)", None),
+    ("ARRAY_UNION(arr, arr2)", [3, 1, None, 2, 4]),
+    ("ARRAY_UNION(empty, arr2)", [2, 4, 3]),
+    ("ARRAY_UNION(narr, arr2)", None),
+    ("ARRAY_JOIN(arr)", "3,1,null,3,2"),
+    ("ARRAY_JOIN(words, ' | ')", "b | a | null"),
+    ("ARRAY_JOIN(bools, '')", "falsenulltruenull"),
+    ("ARRAY_JOIN(tss)", "2023-11-14 22:13:20.000,null"),
+    ("ARRAY_JOIN(dbls, ';')", "1.5;-2.0"),
+    ("ARRAY_JOIN(empty)", ""),
+    ("ARRAY_JOIN(narr)", None),
+    ("ARRAY_JOIN(arr, nm)", None),
+    ("ARRAY_LENGTH(arr)", 5),
+    ("ARRAY_LENGTH(narr)", None),
+    ("ARRAY_MAX(arr)", 3),
+    ("ARRAY_MAX(words)", "b"),
+    ("ARRAY_MAX(bools)", True),
+    ("ARRAY_MAX(dbls)", 1.5),
+    ("ARRAY_MAX(empty)", None),
+    ("ARRAY_MAX(narr)", None),
+    ("ARRAY_MIN(arr)", 1),
+    ("ARRAY_MIN(words)", "a"),
+    ("ARRAY_MIN(dbls)", -2.0),
+    ("ARRAY_MIN(empty)", None),
+    ("ARRAY_MIN(narr)", None),
+    ("ARRAY_REMOVE(arr, 3)", [1, None, 2]),
+    ("ARRAY_REMOVE(arr, 9)", [3, 1, None, 3, 2]),
+    ("ARRAY_REMOVE(bools, NULL)", [False, True]),
+    ("ARRAY_REMOVE(arr, z)", [3, 1, 3, 2]),
+    ("ARRAY_REMOVE(narr, 3)", None),
+    ("ARRAY_SORT(arr)", [1, 2, 3, 3, None]),
+    ("ARRAY_SORT(arr, 'DESC')", [3, 3, 2, 1, None]),
+    ("ARRAY_SORT(words, 'asc')", ["a", "b", None]),
+    ("ARRAY_SORT(arr, 'sideways')", None),
+    ("ARRAY_SORT(arr, nm)", None),
+    ("ARRAY_SORT(narr)", None),
+    ("SLICE(arr, 2, 3)", [1, None]),
+    ("SLICE(arr, 1, 5)", [3, 1, None, 3, 2]),
+    ("SLICE(arr, NULL, 2)", [3, 1]),
+    ("SLICE(arr, 4, NULL)", [3, 2]),
+    ("SLICE(arr, 3, 3)", [None]),
+    ("SLICE(arr, 0, 2)", None),
+    ("SLICE(arr, 2, 6)", None),
+    ("SLICE(arr, 3, 2)", []),
+    ("SLICE(arr, 4, 2)", None),
+    ("SLICE(narr, 1, 2)", None),
+    ("MAP_KEYS(m)", ["k1", "k2"]),
+    ("MAP_KEYS(nmap)", None),
+    ("MAP_VALUES(m)", [1, 2]),
+    ("MAP_VALUES(nmap)", None),
 ]
 
 
@@ -225,6 +292,11 @@ def test_result_types() -> None:
     assert str(bound_select("FLOOR(a, -1)").type) == "INTEGER"
     assert str(bound_select("SPLIT_TO_MAP(name, ',', '=')").type) == "MAP<VARCHAR, VARCHAR>"
     assert str(bound_select("MASK_LEFT(name, 2)").type) == "VARCHAR"
+    assert str(bound_select("ARRAY_MAX(dbls)").type) == "DOUBLE"
+    assert str(bound_select("ARRAY_UNION(arr, arr2)").type) == "ARRAY<INTEGER>"
+    assert str(bound_select("MAP_KEYS(m)").type) == "ARRAY<VARCHAR>"
+    assert str(bound_select("MAP_VALUES(m)").type) == "ARRAY<INTEGER>"
+    assert str(bound_select("SLICE(words, 1, 2)").type) == "ARRAY<VARCHAR>"
 
 
 # Wrong argument types and counts: a coded error at the call (the select list starts at column
@@ -248,7 +320,55 @@ BAD_CALLS: list[tuple[str, str, int]] = [
     ("ENCODE(name, 'hex')", "E202", 8),
     ("ENCODE(a, 'hex', 'utf8')", "E203", 8),
     ("SPLIT_TO_MAP(name, ',', 1)", "E203", 8),
+    ("ARRAY_DISTINCT(m)", "E203", 8),
+    ("ARRAY_EXCEPT(arr, words)", "E203", 8),
+    ("ARRAY_INTERSECT(arr, dbls)", "E203", 8),
+    ("ARRAY_UNION(name, arr)", "E203", 8),
+    ("ARRAY_JOIN(nested)", "E203", 8),
+    ("ARRAY_JOIN(arr, 1)", "E203", 8),
+    ("ARRAY_MAX(nested)", "E203", 8),
+    ("ARRAY_MIN(name)", "E203", 8),
+    ("ARRAY_REMOVE(arr, 'x')", "E203", 8),
+    ("ARRAY_SORT(arr, 1)", "E203", 8),
+    ("SLICE(arr, 'a', 2)", "E203", 8),
+    ("SLICE(arr, 1)", "E202", 8),
+    ("MAP_KEYS(arr)", "E203", 8),
+    ("MAP_VALUES(name)", "E203", 8),
 ]
+
+
+# ksqlDB's reference examples, each on a row of its own.
+EXAMPLES: list[tuple[str, dict[str, object], object]] = [
+    ("ARRAY_DISTINCT(arr)", {"arr": [1, 1, 2, 3, 1, 2]}, [1, 2, 3]),
+    (
+        "ARRAY_DISTINCT(words)",
+        {"words": ["apple", "apple", None, "cherry"]},
+        ["apple", None, "cherry"],
+    ),
+    ("ARRAY_EXCEPT(arr, arr2)", {"arr": [1, 2, 3, 1, 2], "arr2": [2, 3]}, [1]),
+    ("ARRAY_INTERSECT(arr, arr2)", {"arr": [1, 2, 3, 1, 2], "arr2": [4, 1]}, [1]),
+    ("ARRAY_UNION(arr, arr2)", {"arr": [1, 2, 3, 1, 2], "arr2": [4, 1]}, [1, 2, 3, 4]),
+    ("ARRAY_REMOVE(arr, 2)", {"arr": [1, 2, 3, 2, 1]}, [1, 3, 1]),
+    ("ARRAY_SORT(words)", {"words": ["foo", "bar", None]}, ["bar", "foo", None]),
+    ("ARRAY_SORT(arr, 'DESC')", {"arr": [2, None, 4, 1]}, [4, 2, 1, None]),
+    ("ARRAY_MAX(arr)", {"arr": [-1, 2, None, 0]}, 2),
+    ("ARRAY_MIN(arr)", {"arr": [-1, 2, None, 0]}, -1),
+    ("SLICE(arr, 2, 3)", {"arr": [1, 2, 3, 4]}, [2, 3]),
+    ("ARRAY_JOIN(arr, '|')", {"arr": [1, 2, 3]}, "1|2|3"),
+]
+
+
+@pytest.mark.parametrize(("sql_expr", "row", "expected"), EXAMPLES, ids=[e[0] for e in EXAMPLES])
+def test_reference_examples(sql_expr: str, row: dict[str, object], expected: object) -> None:
+    actual = value(sql_expr, row)
+    assert same(actual, expected), f"{sql_expr}: got {actual!r}, expected {expected!r}"
+
+
+def test_array_functions_leave_their_input_alone() -> None:
+    row = {"arr": [3, None, 1], "arr2": [1]}
+    for sql_expr in ("ARRAY_SORT(arr)", "ARRAY_REMOVE(arr, 1)", "ARRAY_EXCEPT(arr, arr2)"):
+        value(sql_expr, row)
+    assert row == {"arr": [3, None, 1], "arr2": [1]}
 
 
 @pytest.mark.parametrize(("sql_expr", "code", "column"), BAD_CALLS, ids=[c[0] for c in BAD_CALLS])
