@@ -27,6 +27,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC
 from decimal import Decimal
+from functools import partial
 from typing import Any, cast
 
 from streamhouse_runtime.exec import functions as fx
@@ -111,6 +112,10 @@ _PLAIN_HELPERS: dict[str, tuple[Callable[..., object], bool]] = {
     "ARRAY_SORT": (fx.array_sort, True),
     "MAP_KEYS": (fx.map_keys, False),
     "MAP_VALUES": (fx.map_values, False),
+    "JSON_ARRAY_LENGTH": (fx.json_array_length, True),
+    "JSON_KEYS": (fx.json_keys, True),
+    "JSON_CONCAT": (fx.json_concat, True),
+    "EXTRACTJSONFIELD": (fx.extract_json_field, True),
 }
 # Library functions whose first `count` arguments are NULL-checked inline; the later ones may
 # be NULL (MASK_LEFT's replacement characters: a NULL one leaves those characters unmasked).
@@ -135,6 +140,10 @@ _INLINE: dict[str, str] = {
     "CARDINALITY": "len({0})",
     "ARRAY_CONTAINS": "({1} in {0})",
 }
+
+
+def _to_json(sql_type: SqlType, value: object) -> str:
+    return fx.to_json_text(value, sql_type)
 
 
 def _literal_text(value: object) -> str | None:
@@ -718,6 +727,12 @@ class _Generator:
             )
         if name == "ARRAY_JOIN":
             return self.array_join(args)
+        if name == "IS_JSON_STRING":  # FALSE, not NULL, for a NULL argument
+            helper = self.bind(fx.is_json_string, "_h")
+            return _Code(f"{helper}({self.value(args[0]).text})", nullable=False)
+        if name == "TO_JSON_STRING":  # NULL is the JSON text 'null'
+            helper = self.bind(partial(_to_json, args[0].type), "_h")
+            return _Code(f"{helper}({self.value(args[0]).text})", nullable=False)
         if name in ("COALESCE", "IFNULL"):
             return self.coalesce([self.value_as(a, result) for a in args])
         if name == "NULLIF":

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import json
 import math
 import random as _random
 import re
@@ -34,10 +35,12 @@ from decimal import (
 from decimal import DivisionByZero as DecimalDivisionByZero
 from decimal import Overflow as DecimalOverflow
 from functools import lru_cache
-from typing import Any
+from typing import Any, cast
 
 from streamhouse_runtime.io import temporal
 from streamhouse_runtime.sql.regex import cached_regex
+from streamhouse_runtime.sql.types import NULL as NULL_TYPE
+from streamhouse_runtime.sql.types import SqlType, TypeKind
 
 # The temporal text functions live in io/temporal.py, the one parser that sources use too;
 # compiled expressions and tests reach them as fx.<name>.
@@ -852,6 +855,167 @@ def map_keys(value: dict[object, object]) -> list[object]:
 
 def map_values(value: dict[object, object]) -> list[object]:
     return list(value.values())
+
+
+# -- JSON ------------------------------------------------------------------------------------
+
+
+def _no_constant(name: str) -> object:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _loads(text: str) -> object:
+    """Strict JSON: NaN and Infinity (which Python's parser accepts) are not JSON; nesting too
+    deep to parse counts as invalid too."""
+    try:
+        return json.loads(text, parse_constant=_no_constant)
+    except RecursionError:
+        raise ValueError("the JSON is nested too deeply") from None
+
+
+def _compact(value: object) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+def _parse_json(text: str, function: str) -> object:
+    try:
+        return _loads(text)
+    except ValueError:
+        raise ValueError(f"{function}: the input is not valid JSON") from None
+
+
+def is_json_string(text: str | None) -> bool:
+    """IS_JSON_STRING: TRUE for valid JSON text; FALSE for anything else, NULL included."""
+    if text is None:
+        return False
+    try:
+        _loads(text)
+    except ValueError:
+        return False
+    return True
+
+
+def json_array_length(text: str) -> int | None:
+    """JSON_ARRAY_LENGTH: the top-level length of a JSON array; NULL when it is not one."""
+    parsed = _parse_json(text, "JSON_ARRAY_LENGTH")
+    return len(parsed) if isinstance(parsed, list) else None
+
+
+def json_keys(text: str) -> list[str] | None:
+    """JSON_KEYS: the top-level keys of a JSON object; NULL when it is not one."""
+    parsed = _parse_json(text, "JSON_KEYS")
+    return list(parsed) if isinstance(parsed, dict) else None
+
+
+def json_concat(*texts: str) -> str | None:
+    """JSON_CONCAT: objects merged (a later key wins, shallowly); otherwise one array of
+    every input, arrays spliced in. NULL when an input is invalid JSON or JSON null."""
+    values: list[object] = []
+    for text in texts:
+        try:
+            parsed = _loads(text)
+        except ValueError:
+            return None
+        if parsed is None:
+            return None
+        values.append(parsed)
+    if all(isinstance(v, dict) for v in values):
+        merged: dict[str, object] = {}
+        for item in values:
+            merged.update(cast(dict[str, object], item))
+        return _compact(merged)
+    joined: list[object] = []
+    for item in values:
+        joined.extend(item if isinstance(item, list) else [item])
+    return _compact(joined)
+
+
+_PATH_STEP = re.compile(
+    r"""\.([^.\[\]]+)|\[\s*(\d+)\s*\]|\[\s*'([^']*)'\s*\]|\[\s*"([^"]*)"\s*\]"""
+)
+
+
+@lru_cache(maxsize=256)
+def json_path(path: str) -> tuple[str | int, ...]:
+    """The steps of a JSONPath such as `$.log.cloud`, `$.items[0]` or `$['a b']`."""
+    text = path.strip()
+    if not text.startswith("$"):
+        raise ValueError(f"invalid JSON path '{path}': it must start with $")
+    steps: list[str | int] = []
+    index = 1
+    while index < len(text):
+        match = _PATH_STEP.match(text, index)
+        if match is None:
+            raise ValueError(f"invalid JSON path '{path}' at position {index + 1}")
+        name, number, single, double = match.groups()
+        steps.append(int(number) if number is not None else (name or single or double or ""))
+        index = match.end()
+    return tuple(steps)
+
+
+def extract_json_field(text: str, path: str) -> str | None:
+    """EXTRACTJSONFIELD(json, path): the value at the path, a string as itself and anything
+    else as JSON text; NULL when the path is absent or the input is not JSON."""
+    steps = json_path(path)
+    try:
+        current: object = _loads(text)
+    except ValueError:
+        return None
+    for step in steps:
+        if isinstance(current, list) and isinstance(step, int) and step < len(current):
+            current = current[step]
+            continue
+        if not (isinstance(current, dict) and isinstance(step, str) and step in current):
+            return None
+        current = current[step]
+    if current is None:
+        return None
+    return current if isinstance(current, str) else _compact(current)
+
+
+def to_json_text(value: object, sql_type: SqlType) -> str:
+    """TO_JSON_STRING: a value as compact JSON, by its SQL type (NULL is `null`; DECIMAL a
+    number; TIMESTAMP, DATE and TIME their text forms; BYTES base64)."""
+    if value is None:
+        return "null"
+    kind = sql_type.kind
+    if kind is TypeKind.ARRAY:
+        element = sql_type.element or NULL_TYPE
+        items = cast(Sequence[object], value)
+        return "[" + ",".join(to_json_text(item, element) for item in items) + "]"
+    if kind is TypeKind.MAP:
+        element = sql_type.element or NULL_TYPE
+        entries = cast(dict[object, object], value).items()
+        return (
+            "{"
+            + ",".join(f"{_compact(to_string(k))}:{to_json_text(v, element)}" for k, v in entries)
+            + "}"
+        )
+    if kind is TypeKind.STRUCT:
+        record = cast(dict[str, object], value)
+        return (
+            "{"
+            + ",".join(
+                f"{_compact(name)}:{to_json_text(record.get(name), field)}"
+                for name, field in sql_type.fields
+            )
+            + "}"
+        )
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, Decimal):
+        return format(value, "f")
+    if kind is TypeKind.TIMESTAMP:
+        return _compact(format_timestamp(cast(int, value)))
+    if kind is TypeKind.DATE:
+        return _compact(format_date(cast(int, value)))
+    if kind is TypeKind.TIME:
+        return _compact(format_time(cast(int, value)))
+    if isinstance(value, bytes):
+        return _compact(base64.b64encode(value).decode("ascii"))
+    if isinstance(value, int | float | str):
+        return _compact(value)
+    return _compact(to_string(value))
 
 
 def greatest(*values: object) -> object:

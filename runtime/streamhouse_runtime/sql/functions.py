@@ -269,6 +269,12 @@ SCALARS: dict[str, Signature] = {
         Signature("ARRAY_SORT", 1, 2, _sortable_array, _first),
         Signature("SLICE", 3, 3, _each(ARRAY, INTEGRAL), _first),
         Signature("MAP_KEYS", 1, 1, _each(MAP), lambda a: t.array(a[0].key or t.NULL)),
+        Signature("IS_JSON_STRING", 1, 1, _all(*STRING), _fixed(t.BOOLEAN)),
+        Signature("JSON_ARRAY_LENGTH", 1, 1, _all(*STRING), _fixed(t.INTEGER)),
+        Signature("JSON_KEYS", 1, 1, _all(*STRING), _fixed(t.array(t.VARCHAR))),
+        Signature("JSON_CONCAT", 2, None, _all(*STRING), _varchar),
+        Signature("TO_JSON_STRING", 1, 1, _any, _varchar),
+        Signature("EXTRACTJSONFIELD", 2, 2, _all(*STRING), _varchar),
         Signature("MAP_VALUES", 1, 1, _each(MAP), lambda a: t.array(a[0].element or t.NULL)),
     ]
 }

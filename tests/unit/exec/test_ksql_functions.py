@@ -258,6 +258,64 @@ CASES: list[tuple[str, object]] = [
     ("MAP_KEYS(nmap)", None),
     ("MAP_VALUES(m)", [1, 2]),
     ("MAP_VALUES(nmap)", None),
+    # -- JSON (js = '{"a": 1, "b": [1, 2]}') -----------------------------------------------
+    ("IS_JSON_STRING(js)", True),
+    ("IS_JSON_STRING('[1, 2, 3]')", True),
+    ("IS_JSON_STRING('\"abc\"')", True),
+    ("IS_JSON_STRING('abc')", False),
+    ("IS_JSON_STRING('')", False),
+    ("IS_JSON_STRING('{\"a\": 1')", False),
+    ("IS_JSON_STRING('NaN')", False),
+    ("IS_JSON_STRING(nm)", False),  # NULL is not JSON: FALSE, not NULL
+    ("JSON_ARRAY_LENGTH('[1, 2, 3]')", 3),
+    ("JSON_ARRAY_LENGTH('[1, [1, [2]], 3]')", 3),
+    ("JSON_ARRAY_LENGTH('[]')", 0),
+    ("JSON_ARRAY_LENGTH('{}')", None),
+    ("JSON_ARRAY_LENGTH('123')", None),
+    ("JSON_ARRAY_LENGTH('abc')", ERROR),
+    ("JSON_ARRAY_LENGTH(nm)", None),
+    ("JSON_KEYS(js)", ["a", "b"]),
+    ('JSON_KEYS(\'{"a": "abc", "b": { "c": "a" }, "d": 1}\')', ["a", "b", "d"]),
+    ("JSON_KEYS('{}')", []),
+    ("JSON_KEYS('[]')", None),
+    ("JSON_KEYS('abc')", ERROR),
+    ("JSON_KEYS(nm)", None),
+    ("JSON_CONCAT('{\"a\": 1}', '{\"b\": 2}')", '{"a":1,"b":2}'),
+    ('JSON_CONCAT(\'{"a": {"3": 4}}\', \'{"a": {"5": 6}}\')', '{"a":{"5":6}}'),
+    ("JSON_CONCAT('{}', '{}')", "{}"),
+    ("JSON_CONCAT('[1, 2]', '[3, 4]')", "[1,2,3,4]"),
+    ("JSON_CONCAT('[1, [2]]', '[[[3]], [[[4]]]]')", "[1,[2],[[3]],[[[4]]]]"),
+    ("JSON_CONCAT('[1, 2]', '{\"a\": 1}')", '[1,2,{"a":1}]'),
+    ("JSON_CONCAT('{\"a\": 1}', '[1, 2]')", '[{"a":1},1,2]'),
+    ("JSON_CONCAT('[1]', '2', '\"x\"')", '[1,2,"x"]'),
+    ("JSON_CONCAT('null', 'null')", None),
+    ("JSON_CONCAT('[1]', 'abc')", None),
+    ("JSON_CONCAT(js, nm)", None),
+    ("EXTRACTJSONFIELD(js, '$.a')", "1"),
+    ("EXTRACTJSONFIELD(js, '$.b')", "[1,2]"),
+    ("EXTRACTJSONFIELD(js, '$.b[1]')", "2"),
+    ("EXTRACTJSONFIELD(js, '$.b[5]')", None),
+    ("EXTRACTJSONFIELD(js, '$.zz')", None),
+    ("EXTRACTJSONFIELD(js, '$')", '{"a":1,"b":[1,2]}'),
+    ('EXTRACTJSONFIELD(\'{"log": {"cloud": "gcp"}}\', \'$.log.cloud\')', "gcp"),
+    ("EXTRACTJSONFIELD('{\"a b\": [true]}', '$[''a b''][0]')", "true"),
+    ("EXTRACTJSONFIELD('{\"a\": null}', '$.a')", None),
+    ("EXTRACTJSONFIELD('not json', '$.a')", None),
+    ("EXTRACTJSONFIELD(js, 'a')", ERROR),
+    ("EXTRACTJSONFIELD(nm, '$.a')", None),
+    ("EXTRACTJSONFIELD(js, nm)", None),
+    ("TO_JSON_STRING(a)", "7"),
+    ("TO_JSON_STRING(x)", "2.5"),
+    ("TO_JSON_STRING(d)", "1234.56"),
+    ("TO_JSON_STRING(flag)", "true"),
+    ("TO_JSON_STRING('say \"hi\"')", '"say \\"hi\\""'),
+    ("TO_JSON_STRING(ts)", '"2023-11-14 22:13:20.000"'),
+    ("TO_JSON_STRING(words)", '["b","a",null]'),
+    ("TO_JSON_STRING(m)", '{"k1":1,"k2":2}'),
+    ("TO_JSON_STRING(st)", '{"f":1,"g":"x"}'),
+    ("TO_JSON_STRING(nested)", "[[1],[2]]"),
+    ("TO_JSON_STRING(z)", "null"),
+    ("TO_JSON_STRING(NULL)", "null"),
 ]
 
 
@@ -334,6 +392,13 @@ BAD_CALLS: list[tuple[str, str, int]] = [
     ("SLICE(arr, 1)", "E202", 8),
     ("MAP_KEYS(arr)", "E203", 8),
     ("MAP_VALUES(name)", "E203", 8),
+    ("IS_JSON_STRING(a)", "E203", 8),
+    ("JSON_ARRAY_LENGTH(arr)", "E203", 8),
+    ("JSON_KEYS(m)", "E203", 8),
+    ("JSON_CONCAT(js, 1)", "E203", 8),
+    ("JSON_CONCAT(js)", "E202", 8),
+    ("EXTRACTJSONFIELD(js, 1)", "E203", 8),
+    ("TO_JSON_STRING(a, b)", "E202", 8),
 ]
 
 
@@ -362,6 +427,13 @@ EXAMPLES: list[tuple[str, dict[str, object], object]] = [
 def test_reference_examples(sql_expr: str, row: dict[str, object], expected: object) -> None:
     actual = value(sql_expr, row)
     assert same(actual, expected), f"{sql_expr}: got {actual!r}, expected {expected!r}"
+
+
+def test_json_text_round_trips_through_the_json_functions() -> None:
+    row = dict(ROW, st={"f": None, "g": "é"})
+    text = value("TO_JSON_STRING(st)", row)
+    assert text == '{"f":null,"g":"é"}'
+    assert value("JSON_KEYS(js)", dict(ROW, js=text)) == ["f", "g"]
 
 
 def test_array_functions_leave_their_input_alone() -> None:
