@@ -32,7 +32,8 @@ DESCRIPTIONS: dict[str, str] = {
     "LPAD": "LPAD(s, length, pad): left-padded (or cut) to the length.",
     "RPAD": "RPAD(s, length, pad): right-padded (or cut) to the length.",
     "SPLIT": "SPLIT(s, delimiter): ARRAY<VARCHAR> of the parts.",
-    "INSTR": "INSTR(s, sub): 1-based position of the first `sub`, 0 when absent.",
+    "INSTR": "INSTR(s, sub [, position [, occurrence]]): 1-based position of `sub` (a negative "
+    "position searches backward from the end), 0 when absent.",
     "CHR": "CHR(code) or CHR('\\\\uXXXX'): the character of a Unicode code point; NULL if invalid.",
     "MASK": "MASK(s [, upper, lower, digit, other]): each character masked (X, x, n, -); "
     "a NULL replacement leaves that class unmasked.",

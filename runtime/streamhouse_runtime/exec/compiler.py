@@ -706,6 +706,11 @@ class _Generator:
 
     def function(self, expr: bound.Call) -> _Code:
         name, args, result = expr.function, expr.args, expr.type
+        if name == "INSTR" and len(args) > 2:
+            helper = self.bind(fx.instr, "_h")
+            return self.guard(
+                [self.value(a) for a in args], lambda *names: f"{helper}({', '.join(names)})"
+            )
         if name in _INLINE:
             template = _INLINE[name]
             return self.guard([self.value(a) for a in args], template.format)

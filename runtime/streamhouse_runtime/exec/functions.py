@@ -323,9 +323,28 @@ def split(value: str, delimiter: str) -> list[str]:
     return value.split(delimiter)
 
 
-def instr(value: str, search: str) -> int:
-    """1-based position of the first occurrence, 0 when absent."""
-    return value.find(search) + 1
+def instr(value: str, search: str, position: int = 1, occurrence: int = 1) -> int:
+    """INSTR(s, sub [, position [, occurrence]]): 1-based position of the `occurrence`-th
+    `sub` from `position`; a negative position counts from the end and searches backward.
+    0 when absent (or for a position of 0 or an occurrence below 1)."""
+    if position == 0 or occurrence < 1:
+        return 0
+    if position > 0:
+        found = position - 2
+        for _ in range(occurrence):
+            found = value.find(search, found + 1)
+            if found < 0:
+                return 0
+        return found + 1
+    end = len(value) + position  # 0-based index of the first character the search may start at
+    if end < 0:
+        return 0
+    found = end + 1
+    for _ in range(occurrence):
+        found = value.rfind(search, 0, found - 1 + len(search))
+        if found < 0:
+            return 0
+    return found + 1
 
 
 def chr_of(code: int | str) -> str | None:

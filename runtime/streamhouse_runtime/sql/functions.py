@@ -210,7 +210,7 @@ SCALARS: dict[str, Signature] = {
         Signature("LPAD", 3, 3, _each(STRING, INTEGRAL, STRING), _fixed(t.VARCHAR)),
         Signature("RPAD", 3, 3, _each(STRING, INTEGRAL, STRING), _fixed(t.VARCHAR)),
         Signature("SPLIT", 2, 2, _all(*STRING), _fixed(t.array(t.VARCHAR))),
-        Signature("INSTR", 2, 2, _all(*STRING), _fixed(t.INTEGER)),
+        Signature("INSTR", 2, 4, _each(STRING, STRING, INTEGRAL), _fixed(t.INTEGER)),
         Signature("CHR", 1, 1, _each((_is_code_point, "an integer or a string")), _varchar),
         Signature("MASK", 1, 5, _all(*STRING), _varchar),
         *(Signature(name, 2, 6, _each(STRING, INTEGRAL, STRING), _varchar) for name in MASKS),
