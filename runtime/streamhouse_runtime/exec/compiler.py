@@ -837,7 +837,11 @@ class _Generator:
 
         def build(*names: str) -> str:
             call = f"{helper}({', '.join(names)})"
-            return self.decimal_result(call, result) if result.kind is TypeKind.DECIMAL else call
+            if result.kind is TypeKind.DECIMAL:
+                return self.decimal_result(call, result)
+            if result.kind in _INTEGRAL and len(names) > 1:  # ROUND(2147483647, -1) overflows
+                return self.integral_result(call, result)
+            return call
 
         return self.guard(operands, build)
 

@@ -561,6 +561,9 @@ def round_half_up(value: Number, digits: int = 0) -> Number:
         if not math.isfinite(value):
             return value
         return float(round_half_up(Decimal(repr(value)), digits))
+    exponent = value.as_tuple().exponent
+    if isinstance(exponent, int) and digits >= -exponent:
+        return value  # no digit to drop (and no quantize to a huge number of places)
     result: Decimal = DECIMAL_CONTEXT.quantize(value, Decimal(1).scaleb(-digits))
     return result
 
@@ -693,7 +696,11 @@ def _scaled(value: Number, digits: int, rounding: str) -> Number:
     if isinstance(value, float):
         if not math.isfinite(value):
             return value
-        return float(_scaled(Decimal(repr(value)), digits, rounding))
+        scaled = float(_scaled(Decimal(repr(value)), digits, rounding))
+        return _finite(scaled, f"{value} to {digits} decimal places")
+    exponent = value.as_tuple().exponent
+    if isinstance(exponent, int) and digits >= -exponent:
+        return value  # no digit to drop (and no quantize to a huge number of places)
     quantum = Decimal(1).scaleb(-digits)
     result: Decimal = value.quantize(quantum, rounding=rounding, context=DECIMAL_CONTEXT)
     return result

@@ -149,6 +149,14 @@ CASES: list[tuple[str, object]] = [
     ("FLOOR(-1201, -2)", -1300),
     ("FLOOR(z, 1)", None),
     ("CEIL(d)", Decimal("1235.00")),  # one argument: unchanged, the type is kept
+    # a scale beyond the value's digits changes nothing; a result beyond the type is an error
+    ("TRUNC(x, 2147483647)", 2.5),
+    ("ROUND(x, 2147483647)", 2.5),
+    ("FLOOR(d, 2147483647)", Decimal("1234.56")),
+    ("CEIL(x, -400)", ERROR),
+    ("CEIL(a, -10)", ERROR),
+    ("ROUND(2147483647, -1)", ERROR),
+    ("CEIL(CAST(a AS BIGINT), -10)", 10_000_000_000),
     # -- strings ---------------------------------------------------------------------------
     ("INSTR('CORPORATE FLOOR', 'OR')", 2),
     ("INSTR('CORPORATE FLOOR', 'OR', 3)", 5),
