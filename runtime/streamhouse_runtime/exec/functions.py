@@ -38,6 +38,8 @@ from functools import lru_cache
 from typing import Any, cast
 
 from streamhouse_runtime.io import temporal
+from streamhouse_runtime.sql.jsonpath import ENCODINGS as _ENCODINGS
+from streamhouse_runtime.sql.jsonpath import json_path
 from streamhouse_runtime.sql.regex import cached_regex
 from streamhouse_runtime.sql.types import NULL as NULL_TYPE
 from streamhouse_runtime.sql.types import SqlType, TypeKind
@@ -421,9 +423,6 @@ def uuid() -> str:
     return str(_uuid.uuid4())
 
 
-_ENCODINGS = ("hex", "utf8", "ascii", "base64")
-
-
 def _decode_text(value: str, encoding: str) -> bytes:
     if encoding == "hex":
         digits = value[2:] if value[:2] in ("0x", "0X") else value
@@ -450,7 +449,9 @@ def encode(value: str, input_encoding: str, output_encoding: str) -> str:
     source, target = input_encoding.lower(), output_encoding.lower()
     for name in (source, target):
         if name not in _ENCODINGS:
-            raise ValueError(f"ENCODE: unknown encoding '{name}' (one of {', '.join(_ENCODINGS)})")
+            raise ValueError(
+                f"ENCODE: unknown encoding '{name[:40]}' (one of {', '.join(_ENCODINGS)})"
+            )
     try:
         return _encode_bytes(_decode_text(value, source), target)
     except (ValueError, UnicodeError, binascii.Error):
@@ -954,29 +955,6 @@ def json_concat(*texts: str) -> str | None:
     for item in values:
         joined.extend(item if isinstance(item, list) else [item])
     return _compact(joined)
-
-
-_PATH_STEP = re.compile(
-    r"""\.([^.\[\]]+)|\[\s*(\d+)\s*\]|\[\s*'([^']*)'\s*\]|\[\s*"([^"]*)"\s*\]"""
-)
-
-
-@lru_cache(maxsize=256)
-def json_path(path: str) -> tuple[str | int, ...]:
-    """The steps of a JSONPath such as `$.log.cloud`, `$.items[0]` or `$['a b']`."""
-    text = path.strip()
-    if not text.startswith("$"):
-        raise ValueError(f"invalid JSON path '{path}': it must start with $")
-    steps: list[str | int] = []
-    index = 1
-    while index < len(text):
-        match = _PATH_STEP.match(text, index)
-        if match is None:
-            raise ValueError(f"invalid JSON path '{path}' at position {index + 1}")
-        name, number, single, double = match.groups()
-        steps.append(int(number) if number is not None else (name or single or double or ""))
-        index = match.end()
-    return tuple(steps)
 
 
 def extract_json_field(text: str, path: str) -> str | None:

@@ -19,6 +19,7 @@ from streamhouse_runtime.sql import types as t
 from streamhouse_runtime.sql.catalog import Catalog
 from streamhouse_runtime.sql.ddl import UnsupportedType, sql_type
 from streamhouse_runtime.sql.errors import ErrorCode, suggestion
+from streamhouse_runtime.sql.jsonpath import ENCODINGS, json_path
 from streamhouse_runtime.sql.regex import RegexError, compile_regex
 from streamhouse_runtime.sql.types import SqlType, TypeKind
 
@@ -96,6 +97,12 @@ _SQLGLOT_NAMES: dict[type[exp.Expr], str] = {
     exp.ArrayAgg: "COLLECT_LIST",
     exp.ArraySize: "CARDINALITY",
 }
+
+
+def _encoding(name: str) -> str:
+    if name.lower() not in ENCODINGS:
+        raise ValueError(f"unknown encoding '{name[:40]}' (one of {', '.join(ENCODINGS)})")
+    return name
 
 
 def call_parts(node: exp.Func) -> tuple[str, list[exp.Expr]]:
@@ -497,7 +504,22 @@ class Binder:
         result = self._check_call(signature, args, node)
         if signature.name in REGEX_FUNCTIONS and len(args) > 1:
             self._check_regex(args[1], arg_nodes[1])
+        if signature.name == "EXTRACTJSONFIELD":
+            self._check_literal(args[1], arg_nodes[1], json_path)
+        if signature.name == "ENCODE":
+            for arg, arg_node in zip(args[1:], arg_nodes[1:], strict=True):
+                self._check_literal(arg, arg_node, _encoding)
         return bound.Call(result, signature.name, args)
+
+    def _check_literal(
+        self, arg: bound.Expr, node: exp.Expr, check: Callable[[str], object]
+    ) -> None:
+        """A literal argument the function would refuse on every record is refused now."""
+        if isinstance(arg, bound.Literal) and isinstance(arg.value, str):
+            try:
+                check(arg.value)
+            except ValueError as error:
+                self.fail(ErrorCode.INVALID_LITERAL, str(error), node)
 
     def _check_regex(self, pattern: bound.Expr, node: exp.Expr) -> None:
         """A literal pattern is compiled now: RE2 refuses what it cannot run in linear time
