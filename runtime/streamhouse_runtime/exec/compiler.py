@@ -119,13 +119,15 @@ _PLAIN_HELPERS: dict[str, tuple[Callable[..., object], bool]] = {
 }
 # Library functions whose first `count` arguments are NULL-checked inline; the later ones may
 # be NULL (MASK_LEFT's replacement characters: a NULL one leaves those characters unmasked).
-_LEADING_GUARD_HELPERS: dict[str, tuple[Callable[..., object], int]] = {
-    "MASK_LEFT": (fx.mask_left, 2),
-    "MASK_RIGHT": (fx.mask_right, 2),
-    "MASK_KEEP_LEFT": (fx.mask_keep_left, 2),
-    "MASK_KEEP_RIGHT": (fx.mask_keep_right, 2),
-    "ARRAY_REMOVE": (fx.array_remove, 1),
-    "SLICE": (fx.slice_of, 1),
+# True marks the ones that may still return NULL (SLICE out of range).
+_LEADING_GUARD_HELPERS: dict[str, tuple[Callable[..., object], int, bool]] = {
+    "MASK": (fx.mask, 1, False),
+    "MASK_LEFT": (fx.mask_left, 2, False),
+    "MASK_RIGHT": (fx.mask_right, 2, False),
+    "MASK_KEEP_LEFT": (fx.mask_keep_left, 2, False),
+    "MASK_KEEP_RIGHT": (fx.mask_keep_right, 2, False),
+    "ARRAY_REMOVE": (fx.array_remove, 1, False),
+    "SLICE": (fx.slice_of, 1, True),
 }
 # Methods and operators Python runs natively on non-NULL arguments.
 _INLINE: dict[str, str] = {
@@ -722,13 +724,15 @@ class _Generator:
                 lambda *names: f"{helper}({', '.join(names)})",
                 nullable=may_be_null,
             )
-        if name in _LEADING_GUARD_HELPERS or name == "MASK":
-            helper_fn, count = _LEADING_GUARD_HELPERS.get(name, (fx.mask, 1))
+        if name in _LEADING_GUARD_HELPERS:
+            helper_fn, count, may_be_null = _LEADING_GUARD_HELPERS[name]
             helper = self.bind(helper_fn, "_h")
             codes = [self.value(a) for a in args]
             rest = [c.text for c in codes[count:]]
             return self.guard(
-                codes[:count], lambda *names: f"{helper}({', '.join([*names, *rest])})"
+                codes[:count],
+                lambda *names: f"{helper}({', '.join([*names, *rest])})",
+                nullable=may_be_null,
             )
         if name == "ARRAY_JOIN":
             return self.array_join(args)
