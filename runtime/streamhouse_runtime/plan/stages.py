@@ -12,6 +12,7 @@ topic: it re-keys the sink's records and folds into the stage that writes the si
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -264,3 +265,29 @@ def stage_graph(plan: Sink) -> StageGraph:
     builder = _Builder()
     builder.close(builder.fragment(plan.input, False), plan)
     return StageGraph(tuple(builder.stages), tuple(builder.edges))
+
+
+def copartition_conflicts(graph: StageGraph, partitions: Mapping[str, int]) -> list[str]:
+    """What makes a join stage's ports impossible to co-partition: two source topics it reads
+    directly with different partition counts (`partitions`: the counts known, by topic). A
+    repartitioned port is not a conflict: its internal topic is created with the count of
+    the ports it joins."""
+    problems = []
+    for stage in graph.stages:
+        if not stage.copartitioned:
+            continue
+        known = [
+            (port.topic, partitions[port.topic])
+            for port in stage.ports
+            if not port.internal and port.topic in partitions
+        ]
+        if len({count for _, count in known}) > 1:
+            listed = " and ".join(f"{topic} ({count} partitions)" for topic, count in known)
+            most = max(count for _, count in known)
+            problems.append(
+                f"a join reads {listed} directly, but its inputs must be co-partitioned (the "
+                "same partition count); give the topics the same number of partitions, or "
+                f"re-key one side into a topic with {most} partitions first (CREATE STREAM ... "
+                f"WITH (partitions={most}) AS SELECT * FROM ... PARTITION BY <join key>)"
+            )
+    return problems

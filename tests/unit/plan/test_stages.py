@@ -163,3 +163,37 @@ def test_explain_prints_stages_ports_and_repartitions(capsys: pytest.CaptureFixt
         "port": 0,
         "topic": "<query>-join-2-left",
     }
+
+
+def _validate(sql: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
+    path = tmp_path / "query.sql"
+    path.write_text(sql)
+    code = main(["validate", str(path)])
+    return code, capsys.readouterr().err
+
+
+def test_a_join_of_topics_with_different_declared_partition_counts_is_refused_at_validation(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    tables = (
+        "CREATE STREAM views (page_id VARCHAR KEY, user_id VARCHAR) "
+        "WITH (kafka_topic='views', value_format='JSON', partitions={views});\n"
+        "CREATE TABLE pages (page_id VARCHAR PRIMARY KEY, title VARCHAR) "
+        "WITH (kafka_topic='pages', value_format='JSON', partitions={pages});\n"
+    )
+    join = (
+        "CREATE STREAM titled AS SELECT v.page_id, p.title FROM views v "
+        "JOIN pages p ON v.page_id = p.page_id;\n"
+    )
+    code, err = _validate(tables.format(views=4, pages=6) + join, tmp_path, capsys)
+    assert code == 1
+    assert "query.sql:3:1: error[E416]" in err
+    assert "views (4 partitions) and pages (6 partitions)" in err
+    assert "partitions=6" in err
+    # Same counts: no co-partitioning error (E403 only: the join does not run yet).
+    code, err = _validate(tables.format(views=6, pages=6) + join, tmp_path, capsys)
+    assert "E416" not in err and "error[E403]" in err
+    # A side that is re-keyed goes through an internal topic created with the other's count.
+    rekeyed = join.replace("v.page_id = p.page_id", "v.user_id = p.page_id")
+    code, err = _validate(tables.format(views=4, pages=6) + rekeyed, tmp_path, capsys)
+    assert "E416" not in err and "error[E403]" in err
