@@ -100,6 +100,26 @@ def test_partition_by_output_puts_each_key_where_a_java_producer_would(
     _assert_java_placement(messages)
 
 
+def test_a_partitioner_in_the_producer_overrides_wins(
+    kafka_broker: KafkaBroker, make_topic: Callable[..., str], tmp_path: Path
+) -> None:
+    source = make_topic("orders", partitions=1)
+    out = f"by_customer_{source}"
+    sql = ORDERS.format(topic=source) + (
+        f"CREATE STREAM by_customer WITH (kafka_topic = '{out}', partitions = {PARTITIONS}) "
+        "AS SELECT * FROM orders PARTITION BY customer_id;"
+    )
+    _produce(kafka_broker.bootstrap, source, _orders(len(CUSTOMERS)))
+    override = json.dumps({"partitioner": "consistent_random"})  # librdkafka's CRC32 default
+    query = _start(kafka_broker, tmp_path, sql, STREAMHOUSE_PRODUCER_CONFIG=override)
+    try:
+        messages = read_messages(kafka_broker.bootstrap, out, len(CUSTOMERS))
+    finally:
+        assert query.stop() == 0
+    assert len(messages) == len(CUSTOMERS)
+    assert len(_misplaced(messages)) > len(CUSTOMERS) // 2  # CRC32 agrees only by chance
+
+
 def test_group_by_output_and_its_repartition_topic_follow_the_java_rule(
     kafka_broker: KafkaBroker, make_topic: Callable[..., str], tmp_path: Path
 ) -> None:
