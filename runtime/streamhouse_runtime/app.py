@@ -383,6 +383,8 @@ class QueryRuntime:
                 "queue.buffering.max.messages": 500_000,
                 "compression.type": "lz4",
                 "delivery.report.only.error": True,  # no Python callback per record
+                # Kafka's Java partitioner: a key lands where Java clients/Kafka Streams put it
+                "partitioner": "murmur2_random",
                 **self.config.producer_config,
             }
         )
