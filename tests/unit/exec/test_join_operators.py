@@ -98,7 +98,8 @@ def test_windowed_join_equals_the_reference_over_out_of_order_input(
         events.append((LEFT if rng.random() < 0.5 else RIGHT, index, key, max(0, t)))
     join = windowed(kind, before, after, grace)
     outputs: list[Output] = []
-    lefts, rights = [], []
+    lefts: list[Row] = []
+    rights: list[Row] = []
     high = 0
     for port, id_, key, t in events:
         row = left(id_, key, t) if port == LEFT else right(id_, key, t)
