@@ -9,6 +9,7 @@ import json
 import shutil
 import subprocess
 import uuid
+import zlib
 from collections.abc import Callable
 from pathlib import Path
 
@@ -16,6 +17,7 @@ import pytest
 from confluent_kafka import Message, Producer
 
 from streamhouse_runtime.exec.topology import internal_topic
+from streamhouse_runtime.state.backend import RocksdbStateBackend
 from tests.harness.kafka import KafkaBroker, read_messages
 from tests.harness.partitioning import java_partition
 from tests.harness.processes import run_build_script
@@ -195,3 +197,51 @@ def test_the_harness_agrees_with_kafkas_own_java_partitioner(tmp_path: Path) -> 
     )
     java_says = [int(line) for line in result.stdout.split()]
     assert java_says == [java_partition(k.encode(), PARTITIONS) for k in keys]
+
+
+def test_state_written_before_the_java_partitioner_keeps_the_former_one(
+    kafka_broker: KafkaBroker, make_topic: Callable[..., str], tmp_path: Path
+) -> None:
+    """Moving a key to another partition under running state would split its aggregate: state
+    with stored offsets and no recorded partitioner (what an older runtime left) keeps
+    librdkafka's former default, CRC32; new state records murmur2 and keeps it on restart."""
+    source = make_topic("orders", partitions=1)
+    out = f"by_customer_{source}"
+    sql_file = tmp_path / "query.sql"
+    sql_file.write_text(
+        ORDERS.format(topic=source)
+        + f"CREATE STREAM by_customer WITH (kafka_topic = '{out}', partitions = {PARTITIONS}) "
+        "AS SELECT * FROM orders PARTITION BY customer_id;"
+    )
+    _produce(kafka_broker.bootstrap, source, _orders(len(CUSTOMERS)))
+    query_id = uuid.uuid4().hex[:10]
+    older = RocksdbStateBackend(tmp_path / "pod-0" / f"state-{query_id}", 64 << 20)
+    older.commit({}, {(source, 0): 0})
+    older.close()
+    query = QueryProcess(sql_file, tmp_path, kafka_broker.bootstrap, query_id).start()
+    try:
+        messages = read_messages(kafka_broker.bootstrap, out, len(CUSTOMERS))
+    finally:
+        assert query.stop() == 0
+    assert len(messages) == len(CUSTOMERS)
+    crc32 = [(m.key(), m.partition()) for m in messages]
+    assert all(zlib.crc32(key or b"") % PARTITIONS == p for key, p in crc32)
+    assert len(_misplaced(messages)) > len(CUSTOMERS) // 2
+    # A new state identity records murmur2, and a restart of it keeps murmur2.
+    fresh_id = uuid.uuid4().hex[:10]
+    fresh_dir = tmp_path / "fresh"
+    fresh_out = f"{out}_fresh"
+    fresh_sql = fresh_dir / "query.sql"
+    fresh_dir.mkdir()
+    fresh_sql.write_text(sql_file.read_text().replace(f"'{out}'", f"'{fresh_out}'"))
+    for _ in range(2):
+        query = QueryProcess(fresh_sql, fresh_dir, kafka_broker.bootstrap, fresh_id).start()
+        assert query.stop() == 0
+    _produce(kafka_broker.bootstrap, source, _orders(len(CUSTOMERS)))
+    query = QueryProcess(fresh_sql, fresh_dir, kafka_broker.bootstrap, fresh_id).start()
+    try:
+        messages = read_messages(kafka_broker.bootstrap, fresh_out, 2 * len(CUSTOMERS))
+    finally:
+        assert query.stop() == 0
+    assert len(messages) == 2 * len(CUSTOMERS)
+    assert _misplaced(messages) == []
