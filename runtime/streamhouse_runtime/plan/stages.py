@@ -97,6 +97,12 @@ class Stage:
         """Every port of a multi-port stage must be co-partitioned with the others."""
         return len(self.ports) > 1
 
+    def output_text(self) -> str:
+        if isinstance(self.output, Repartition):
+            keys = ", ".join(expr.render() for _, expr in self.output.keys)
+            return f"repartition by=({keys}) topic={QUERY_TOPIC}-{self.output.topic_suffix}"
+        return f"{self.output.kind.value.lower()} {self.output.name} topic={self.output.topic}"
+
     def render(self) -> list[str]:
         lines = [f"stage {self.index}:"]
         lines += [f"  {port.render()}" for port in self.ports]
@@ -110,16 +116,7 @@ class Stage:
         if self.rekey is not None:
             keys = ", ".join(expr.render() for _, expr in self.rekey.keys)
             lines.append(f"  re-key: ({keys})")
-        if isinstance(self.output, Repartition):
-            keys = ", ".join(expr.render() for _, expr in self.output.keys)
-            lines.append(
-                f"  output: repartition by=({keys}) topic={QUERY_TOPIC}-{self.output.topic_suffix}"
-            )
-        else:
-            lines.append(
-                f"  output: {self.output.kind.value.lower()} {self.output.name} "
-                f"topic={self.output.topic}"
-            )
+        lines.append(f"  output: {self.output_text()}")
         return lines
 
 
@@ -158,7 +155,7 @@ class StageGraph:
                     ],
                     "operators": [node.label() for node in stage.operators],
                     "state": [s.name for node in stage.operators for s in node.state()],
-                    "output": stage.render()[-1].split("output: ", 1)[1],
+                    "output": stage.output_text(),
                 }
                 for stage in self.stages
             ],
