@@ -98,7 +98,9 @@ def wait_for_commits(
     raise TimeoutError(f"{group} committed too little within {limit_s}s")
 
 
-def run_streamhouse(broker: KafkaBroker, topic: str, query: str, records: int) -> float:
+def run_streamhouse(
+    broker: KafkaBroker, topic: str, query: str, records: int, producer_config: str = ""
+) -> float:
     directory = Path(tempfile.mkdtemp(prefix="bench-"))
     sql = directory / "query.sql"
     ddl = DDL_KEYED if query.endswith("-keyed") else DDL
@@ -106,7 +108,8 @@ def run_streamhouse(broker: KafkaBroker, topic: str, query: str, records: int) -
     query_id = uuid.uuid4().hex[:8]
     process = QueryProcess(
         sql, directory, broker.bootstrap, query_id,
-        extra_env={"STREAMHOUSE_CHECKPOINT_INTERVAL_MS": "250"},
+        extra_env={"STREAMHOUSE_CHECKPOINT_INTERVAL_MS": "250"}
+        | ({"STREAMHOUSE_PRODUCER_CONFIG": producer_config} if producer_config else {}),
     ).start()  # fmt: skip
     try:
         partitions = len(broker.admin().list_topics(topic).topics[topic].partitions)
@@ -150,16 +153,30 @@ def main() -> None:
     parser.add_argument("--partitions", type=int, default=1)
     parser.add_argument("--query", choices=sorted(QUERIES), action="append")
     parser.add_argument("--quix", action="store_true", help="also run Quix Streams")
+    parser.add_argument(
+        "--baseline-producer-config",
+        default="",
+        metavar="JSON",
+        help="also run StreamHouse with these producer overrides on the same data, "
+        'alternating (e.g. \'{"partitioner": "consistent_random"}\')',
+    )
     args = parser.parse_args()
     broker = KafkaBroker.start()
     try:
         for query in args.query or sorted(QUERIES):
             ours: list[float] = []
             theirs: list[float] = []
+            baseline: list[float] = []
             for _ in range(args.runs):
                 topic = broker.create_topic(f"orders-{uuid.uuid4().hex[:6]}", args.partitions)
                 load(broker.bootstrap, topic, args.records)
                 ours.append(run_streamhouse(broker, topic, query, args.records))
+                if args.baseline_producer_config:
+                    baseline.append(
+                        run_streamhouse(
+                            broker, topic, query, args.records, args.baseline_producer_config
+                        )
+                    )
                 if args.quix:
                     theirs.append(run_quix(broker, topic, query, args.records))
             median = statistics.median(ours)
@@ -169,10 +186,13 @@ def main() -> None:
                 line += (
                     f" | Quix Streams {statistics.median(theirs):>8,.0f} events/s | x{ratio:.1f}"
                 )
+            if baseline:
+                line += f" | baseline config {statistics.median(baseline):>9,.0f} events/s"
             print(line, flush=True)
             print(
                 f"{'':<14} runs: StreamHouse {', '.join(f'{r:,.0f}' for r in ours)}"
-                + (f"; Quix {', '.join(f'{r:,.0f}' for r in theirs)}" if theirs else ""),
+                + (f"; Quix {', '.join(f'{r:,.0f}' for r in theirs)}" if theirs else "")
+                + (f"; baseline {', '.join(f'{r:,.0f}' for r in baseline)}" if baseline else ""),
                 flush=True,
             )
     finally:

@@ -90,6 +90,9 @@ WRITER = "writer"  # metadata: id of the process that wrote the local checkpoint
 STATE_LAYOUT = "state-layout"  # metadata: plan.upgrade.state_fingerprint of the state's query
 RESTORE_TIMEOUT_S = 600.0
 PRODUCER_MAX_BYTES = 1_000_000  # librdkafka's default message.max.bytes
+PARTITIONER = "partitioner"  # metadata: the producer partitioner the state's outputs use
+JAVA_PARTITIONER = "murmur2_random"
+LEGACY_PARTITIONER = "consistent_random"  # librdkafka's default, used before murmur2
 REFUSAL_ROUNDS = 5  # flushes that may dead-letter refused outputs before a checkpoint fails
 
 
@@ -383,10 +386,32 @@ class QueryRuntime:
                 "queue.buffering.max.messages": 500_000,
                 "compression.type": "lz4",
                 "delivery.report.only.error": True,  # no Python callback per record
+                "partitioner": self._partitioner(),
                 **self.config.producer_config,
             }
         )
         return consumer, producer
+
+    def _partitioner(self) -> str:
+        """Kafka's Java partitioner (murmur2), so a key lands where Java clients, Kafka Streams
+        and ksqlDB put it; recorded with the state. State written before that was the default
+        (offsets stored, no partitioner recorded) keeps librdkafka's former default: moving a
+        key's records to another partition under running state would split its aggregate
+        between two partitions (and leave a TABLE output two live values for it)."""
+        stored = self.backend.metadata(PARTITIONER)
+        if stored:
+            return stored.decode()
+        if self.positions:
+            log.warning(
+                "the state in %s was written before outputs used Kafka's Java partitioner: "
+                "keeping librdkafka's consistent_random for it (a reset upgrade moves to murmur2)",
+                self.config.data_dir,
+            )
+            chosen = LEGACY_PARTITIONER
+        else:
+            chosen = JAVA_PARTITIONER
+        self.backend.commit({}, {}, {PARTITIONER: chosen.encode()})
+        return chosen
 
     # -- main loop -------------------------------------------------------------------------
 

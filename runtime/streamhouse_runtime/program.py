@@ -19,6 +19,7 @@ from streamhouse_runtime.exec.topology import NotExecutable, split_stages
 from streamhouse_runtime.io import temporal
 from streamhouse_runtime.plan.nodes import Sink
 from streamhouse_runtime.plan.planner import plan_statement
+from streamhouse_runtime.plan.stages import copartition_conflicts, stage_graph
 from streamhouse_runtime.sql.analyzer import analyze
 from streamhouse_runtime.sql.catalog import Source
 from streamhouse_runtime.sql.errors import ErrorCode, SqlError, SqlValidationError
@@ -87,6 +88,16 @@ def load_single_query(
     statement = queries[0]
     plan = plan_statement(statement)
     assert isinstance(plan, Sink)
+    declared = {
+        source.topic: source.partitions
+        for source in program.catalog.sources.values()
+        if source.partitions is not None
+    }
+    conflicts = copartition_conflicts(stage_graph(plan), declared)
+    if conflicts:
+        raise SqlValidationError(
+            [SqlError(ErrorCode.NOT_COPARTITIONED, text, statement.line, 1) for text in conflicts]
+        )
     try:
         split_stages(plan)
     except NotExecutable as error:

@@ -9,7 +9,9 @@ from pathlib import Path
 from typing import Any
 
 from streamhouse_runtime.plan.explain import explain_json, explain_text
+from streamhouse_runtime.plan.nodes import Sink
 from streamhouse_runtime.plan.planner import plan_statement
+from streamhouse_runtime.plan.stages import stage_graph
 from streamhouse_runtime.program import load_single_query
 from streamhouse_runtime.sql.analyzer import analyze
 from streamhouse_runtime.sql.catalog import Source
@@ -117,12 +119,15 @@ def explain(args: argparse.Namespace) -> int:
                     "name": statement.name,
                     "line": statement.line,
                     "plan": explain_json(plan),
+                    "stages": stage_graph(plan).to_json() if isinstance(plan, Sink) else None,
                 }
             )
         else:
             title = f"{statement.kind.value} {statement.name or ''}".strip()
             print(f"-- {title} (line {statement.line})")
             print(explain_text(plan))
+            if isinstance(plan, Sink):
+                print(stage_graph(plan).render())
     if args.json:
         print(json.dumps(documents, indent=2))
     return 0

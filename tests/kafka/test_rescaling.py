@@ -3,6 +3,7 @@ that gets a partition back throws away its stale local copy instead of resuming 
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Callable
 from decimal import Decimal
@@ -12,26 +13,30 @@ import pytest
 from confluent_kafka import Consumer, TopicPartition
 
 from tests.harness.kafka import KafkaBroker
+from tests.harness.partitioning import java_partition
 from tests.harness.processes import wait_until
 from tests.harness.query_process import QueryProcess
 from tests.kafka.test_runtime import latest_totals, order, produce, totals_sql
 
 pytestmark = pytest.mark.kafka
 
-CUSTOMERS = 4
+# Two customers on each partition of the 2-partition repartition topic (Kafka's murmur2 of
+# the JSON key; "c0".."c3" would all land on partition 0), so both partitions hold state.
+NAMES = ("c0", "c1", "c5", "c6")
+CUSTOMERS = len(NAMES)
 
 
 def _orders(first: int, count: int, amount: str) -> tuple[list[bytes], list[bytes]]:
     ids = range(first, first + count)
-    return [order(i, amount, f"c{i % CUSTOMERS}") for i in ids], [b"%d" % i for i in ids]
+    return [order(i, amount, NAMES[i % CUSTOMERS]) for i in ids], [b"%d" % i for i in ids]
 
 
 def _expected(batches: list[tuple[int, int, str]]) -> dict[str, tuple[int, Decimal]]:
-    totals = {f"c{c}": (0, Decimal(0)) for c in range(CUSTOMERS)}
+    totals = {name: (0, Decimal(0)) for name in NAMES}
     for first, count, amount in batches:
         for i in range(first, first + count):
-            n, total = totals[f"c{i % CUSTOMERS}"]
-            totals[f"c{i % CUSTOMERS}"] = (n + 1, total + Decimal(amount))
+            n, total = totals[NAMES[i % CUSTOMERS]]
+            totals[NAMES[i % CUSTOMERS]] = (n + 1, total + Decimal(amount))
     return totals
 
 
@@ -56,6 +61,7 @@ def test_scaling_out_and_back_in_keeps_every_aggregate_exact(
     kafka_broker: KafkaBroker, make_topic: Callable[..., str], tmp_path: Path
 ) -> None:
     bootstrap = kafka_broker.bootstrap
+    assert {java_partition(json.dumps(name).encode(), 2) for name in NAMES} == {0, 1}
     source = make_topic("orders", partitions=2)
     out = f"totals_{source}"
     sql_file = tmp_path / "query.sql"

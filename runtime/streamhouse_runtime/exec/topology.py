@@ -21,6 +21,7 @@ from streamhouse_runtime.plan.nodes import (
     Source,
     WindowAggregate,
 )
+from streamhouse_runtime.plan.stages import Stage, stage_graph
 from streamhouse_runtime.sql.catalog import Column
 from streamhouse_runtime.sql.errors import ErrorCode, SqlError
 
@@ -58,54 +59,42 @@ class StageSpec:
         return isinstance(self.input, Source)
 
 
-def _chain(plan: PlanNode) -> list[PlanNode]:
-    """The operators from the source up to `plan`, in execution order."""
-    chain: list[PlanNode] = []
-    node: PlanNode | None = plan
-    while node is not None:
-        children = node.children()
-        if len(children) > 1:
-            raise NotExecutable(
-                f"{node.label()} is planned but not executable yet: this runtime runs "
-                "filters, projections, windowed and running aggregations, DISTINCT and "
-                "PARTITION BY"
-            )
-        chain.append(node)
-        node = children[0] if children else None
-    chain.reverse()
-    return chain
+EXECUTABLE = "filters, projections, windowed and running aggregations, DISTINCT and PARTITION BY"
+
+
+def _spec(stage: Stage) -> StageSpec:
+    """The executor's view of one stage of the graph: one port, at most one stateful
+    operator, stateless operators before and after it."""
+    if len(stage.ports) > 1:
+        join = next((n for n in stage.operators if len(n.children()) > 1), stage.operators[0])
+        raise NotExecutable(
+            f"{join.label()} is planned but not executable yet: this runtime runs {EXECUTABLE}"
+        )
+    port = stage.ports[0]
+    spec = StageSpec(stage.index, port.reads, rekey=stage.rekey, output=stage.output)
+    spec.pre.extend(n for n in port.operators if isinstance(n, Filter | Project))
+    for node in stage.operators:
+        if isinstance(node, Filter | Project):
+            (spec.post if spec.stateful is not None else spec.pre).append(node)
+        elif isinstance(node, Aggregate | WindowAggregate | Distinct):
+            if spec.stateful is not None:
+                raise NotExecutable(
+                    f"{node.label()} after {spec.stateful.label()} is not executable yet"
+                )
+            spec.stateful = node
+        else:
+            raise NotExecutable(f"{node.label()} is planned but not executable yet")
+    if spec.stateful is not None and spec.rekey is not None:
+        raise NotExecutable("PARTITION BY after an aggregation is not executable")
+    return spec
 
 
 def split_stages(plan: Sink) -> list[StageSpec]:
-    """Stages in data-flow order; raises NotExecutable for operators not run yet."""
-    chain = _chain(plan)
-    first = chain[0]
-    if not isinstance(first, Source):
-        raise NotExecutable(f"a query must start at a source, not {first.label()}")
-    stages = [StageSpec(0, first)]
-    for position, node in enumerate(chain[1:], start=1):
-        stage = stages[-1]
-        if isinstance(node, Filter | Project):
-            (stage.post if stage.stateful is not None else stage.pre).append(node)
-        elif isinstance(node, Aggregate | WindowAggregate | Distinct):
-            if stage.stateful is not None or stage.rekey is not None:
-                before = stage.stateful.label() if stage.stateful else "PARTITION BY"
-                raise NotExecutable(f"{node.label()} after {before} is not executable yet")
-            stage.stateful = node
-        elif isinstance(node, Repartition):
-            later = chain[position + 1 :]
-            if any(isinstance(n, Aggregate | WindowAggregate | Distinct) for n in later):
-                stage.output = node
-                stages.append(StageSpec(len(stages), node))
-            else:
-                if stage.stateful is not None:
-                    raise NotExecutable("PARTITION BY after an aggregation is not executable")
-                stage.rekey = node
-        elif isinstance(node, Sink):
-            stage.output = node
-        else:
-            raise NotExecutable(f"{node.label()} is planned but not executable yet")
-    return stages
+    """Stages in data-flow order, from the plan's stage graph; raises NotExecutable for
+    operators not run yet."""
+    if not isinstance(plan, Sink):
+        raise NotExecutable(f"a query must end at a sink, not {plan.label()}")
+    return [_spec(stage) for stage in stage_graph(plan).stages]
 
 
 def internal_topic(query_id: str, suffix: str) -> str:

@@ -60,6 +60,8 @@ class ErrorCode(StrEnum):
     # User-defined function code
     UDF_CODE_NOT_ALLOWED = "E414"
     UDF_NOT_LOADABLE = "E415"
+    # Joins
+    NOT_COPARTITIONED = "E416"
     # Operator policy: StreamQuery fields an author may not set (field path, not line:column)
     KAFKA_OVERRIDE_LOADS_CODE = "E420"
     KAFKA_OVERRIDE_WEAKENS_DELIVERY = "E421"
