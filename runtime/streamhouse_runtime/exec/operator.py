@@ -61,6 +61,11 @@ def _key_default(value: object) -> object:
     return str(value)  # DECIMAL, bytes and other non-JSON values by their text
 
 
+def partition_prefix(partition: int) -> bytes:
+    """The first four bytes of every state key of one partition."""
+    return _PARTITION.pack(partition)
+
+
 def encode_key(partition: int, key: Sequence[object]) -> bytes:
     """partition (4 bytes, big-endian) + the key values as a JSON array: explicit, readable
     and stable across processes (never pickle)."""

@@ -23,6 +23,7 @@ from streamhouse_runtime.exec.operator import (
     StoreWrites,
     encode_timed_key,
     has_null,
+    partition_prefix,
 )
 from streamhouse_runtime.sql.query import JoinKind
 
@@ -211,7 +212,8 @@ class StreamStreamJoinOperator:
         )
 
     def drop_partition(self, partition: int) -> None:
+        prefix = partition_prefix(partition)
         for side in self.sides:
             side.rows.pop(partition, None)
-            side.dirty = {k: v for k, v in side.dirty.items() if k[:4] != partition.to_bytes(4)}
+            side.dirty = {k: v for k, v in side.dirty.items() if not k.startswith(prefix)}
         self.watermark_ms.pop(partition, None)

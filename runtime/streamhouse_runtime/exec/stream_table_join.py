@@ -18,6 +18,7 @@ from streamhouse_runtime.exec.operator import (
     StoreWrites,
     encode_key,
     has_null,
+    partition_prefix,
 )
 from streamhouse_runtime.sql.query import JoinKind
 
@@ -99,5 +100,5 @@ class StreamTableJoinOperator:
 
     def drop_partition(self, partition: int) -> None:
         self.table.pop(partition, None)
-        prefix = partition.to_bytes(4)
-        self.dirty = {k: v for k, v in self.dirty.items() if k[:4] != prefix}
+        prefix = partition_prefix(partition)
+        self.dirty = {k: v for k, v in self.dirty.items() if not k.startswith(prefix)}

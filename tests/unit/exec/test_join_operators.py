@@ -172,8 +172,10 @@ def test_partitions_are_separate_and_state_changes_use_the_plan_stores() -> None
     assert join.changes() == {}  # reported once
     join.on_watermark(0, END)
     assert changes != join.changes()  # the expiry deletes the buffered row
+    join.process(RIGHT, 1, right(3, "b", 20), 20)
     join.drop_partition(1)
     assert join.buffered(1) == 0
+    assert join.changes() == {}  # a dropped partition's pending writes are never reported
 
 
 def lookup(kind: JoinKind) -> StreamTableJoinOperator:
