@@ -81,7 +81,9 @@ def interval_ms(node: exp.Expr, fail: Fail) -> int:
     except InvalidOperation:
         fail(ErrorCode.INVALID_LITERAL, f"interval amount '{amount_text}' is not a number", node)
     # NaN and Infinity have no length; beyond a million years no window means anything.
-    if not amount.is_finite() or abs(amount) * UNIT_MS[unit] > MAX_INTERVAL_MS:
+    # A huge exponent (1e999999) is refused before multiplying: the product overflows Decimal.
+    too_long = not amount.is_finite() or amount.adjusted() > 18
+    if too_long or abs(amount) * UNIT_MS[unit] > MAX_INTERVAL_MS:
         fail(
             ErrorCode.INVALID_LITERAL, f"interval amount '{amount_text[:40]}' is out of range", node
         )

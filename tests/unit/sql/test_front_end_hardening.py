@@ -347,3 +347,14 @@ def test_nested_array_constructors_parse_in_linear_time() -> None:
 def test_huge_or_non_finite_numbers_get_a_coded_error(query: str, code: str) -> None:
     error = _error(PRELUDE + query)
     assert error.code.value == code, error.message
+
+
+def test_an_interval_with_a_huge_exponent_is_a_coded_error_not_a_decimal_overflow() -> None:
+    sql = (
+        "CREATE STREAM s (a INT, t TIMESTAMP) WITH (kafka_topic='s', timestamp='t');\n"
+        "CREATE STREAM o AS SELECT COUNT(*) AS n FROM s "
+        "GROUP BY HOP(t, INTERVAL 1e999999 MINUTE, INTERVAL '1' MINUTE);\n"
+    )
+    with pytest.raises(SqlValidationError) as raised:
+        analyze(sql)
+    assert raised.value.errors[0].line == 2
