@@ -50,8 +50,8 @@ from confluent_kafka.admin import (  # type: ignore[attr-defined]
 
 from streamhouse_runtime.config import RuntimeConfig
 from streamhouse_runtime.endpoints import HealthState, results_route, serve
+from streamhouse_runtime.exec.dedup import DEDUP_STORE
 from streamhouse_runtime.exec.pipeline import (
-    DEDUP_STORE,
     ErrorPolicy,
     LatePolicy,
     QueryFailed,
