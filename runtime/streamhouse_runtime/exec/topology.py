@@ -170,6 +170,14 @@ def _repartition_key_formats(stages: tuple[Stage, ...]) -> dict[str, Format]:
     return formats
 
 
+def stage_ports(spec: ExecSpec) -> list[Port]:
+    """The input ports of a stage (one for a single-input stage)."""
+    if isinstance(spec, JoinStageSpec):
+        return list(spec.ports)
+    kind = spec.input.kind if isinstance(spec.input, Source) else SourceKind.STREAM
+    return [Port(0, spec.input, kind)]
+
+
 def internal_topic(query_id: str, suffix: str) -> str:
     """Deterministic name of an internal topic of one query (its identity, not its name)."""
     return f"streamhouse-{query_id}-{suffix}"

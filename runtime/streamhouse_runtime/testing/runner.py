@@ -34,16 +34,16 @@ from streamhouse_runtime.exec.topology import (
     internal_topic,
     result_key_columns,
     split_stages,
+    stage_ports,
 )
 from streamhouse_runtime.io.partitioner import java_partition
 from streamhouse_runtime.io.serde import key_serde, value_serde
 from streamhouse_runtime.plan.nodes import Aggregate, Repartition, Sink, WindowAggregate
 from streamhouse_runtime.plan.nodes import Source as PlanSource
 from streamhouse_runtime.plan.planner import plan_statement
-from streamhouse_runtime.plan.stages import Port
 from streamhouse_runtime.program import load_udfs
 from streamhouse_runtime.sql.analyzer import analyze
-from streamhouse_runtime.sql.catalog import Column, Format, Source, SourceKind
+from streamhouse_runtime.sql.catalog import Column, Format, Source
 from streamhouse_runtime.sql.errors import SqlValidationError
 from streamhouse_runtime.sql.query import AnalyzedStatement, Program, WindowKind
 from streamhouse_runtime.state.backend import MemoryStateBackend
@@ -212,14 +212,19 @@ class OfflineRun:
         a pod; a join's repartition topic gets that of the source topic it joins."""
         counts = self.memory.partitions
         first = next(
-            (p.reads.topic for s in stages for p in _ports(s) if isinstance(p.reads, PlanSource)),
+            (
+                p.reads.topic
+                for s in stages
+                for p in stage_ports(s)
+                if isinstance(p.reads, PlanSource)
+            ),
             None,
         )
         default = counts.get(first, 1) if first is not None else 1
         state_id = settings.state_id or settings.query_id
         for spec in stages:
-            direct = [p.reads.topic for p in _ports(spec) if isinstance(p.reads, PlanSource)]
-            for port in _ports(spec):
+            direct = [p.reads.topic for p in stage_ports(spec) if isinstance(p.reads, PlanSource)]
+            for port in stage_ports(spec):
                 if isinstance(port.reads, Repartition):
                     topic = internal_topic(state_id, port.reads.topic_suffix)
                     counts[topic] = counts.get(direct[0], 1) if direct else default
@@ -298,14 +303,6 @@ class OfflineRun:
         if window is not None:
             described["window"] = window
         return described
-
-
-def _ports(spec: ExecSpec) -> list[Port]:
-    """The input ports of a stage, as the graph has them (one for a single-input stage)."""
-    if isinstance(spec, JoinStageSpec):
-        return list(spec.ports)
-    kind = spec.input.kind if isinstance(spec.input, PlanSource) else SourceKind.STREAM
-    return [Port(0, spec.input, kind)]
 
 
 def compare(expected: list[dict[str, Any]], actual: list[dict[str, Any]]) -> list[str]:
