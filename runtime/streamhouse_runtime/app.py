@@ -331,10 +331,10 @@ class QueryRuntime:
                 assigned.append(TopicPartition(topic, partition, offset))
                 executor.mark_seen({partition: time.time() * 1000})
                 if isinstance(executor, JoinStageExecutor):
-                    self._bootstrap(consumer, executor, topic, partition, offset)
+                    self._assign_port(consumer, executor, topic, partition, offset)
         return assigned
 
-    def _bootstrap(
+    def _assign_port(
         self,
         consumer: Consumer,
         executor: JoinStageExecutor,
@@ -342,32 +342,31 @@ class QueryRuntime:
         partition: int,
         offset: int,
     ) -> None:
-        """A join's table port is read to the end offset it has now before any stream record
-        of its partition is joined; later updates are taken in event-time order."""
-        if executor.stream_ports[executor.port_of[topic]]:
-            return
+        """Where a join port's partition starts, and where it ends now: a table port is read
+        to that end offset before any stream record of its partition is joined (later
+        updates are taken in event-time order)."""
         low, high = _retrying(
             lambda: consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=10),
             f"{topic} offsets",
         )
         start = low if offset < 0 else offset
-        executor.bootstrap(topic, partition, start, high)
-        if start < high:
+        executor.assigned(topic, partition, start, high)
+        if start < high and not executor.stream_ports[executor.port_of[topic]]:
             log.info("bootstrapping table %s[%d]: offsets %d to %d", topic, partition, start, high)
 
-    def _caught_up(self, topic: str, partition: int, next_offset: int | None) -> bool:
+    def _caught_up(self, topic: str, partition: int, next_offset: int | None) -> bool | None:
         """Whether a join port's partition has nothing more to read now, from the consumer's
-        last fetch (a partition it knows nothing of yet is not caught up)."""
+        last fetch: True, False (more records are there), None (not known yet)."""
         assert self.consumer is not None
         try:
             _, high = self.consumer.get_watermark_offsets(
                 TopicPartition(topic, partition), cached=True
             )
         except KafkaException:
-            return False
-        if high < 0:
-            return False
-        return (next_offset if next_offset is not None else 0) >= high
+            return None
+        if high < 0 or next_offset is None:
+            return None
+        return next_offset >= high
 
     def _restore(self, executor: Executor) -> None:
         """Rebuild from the stage's changelog the partitions this pod owns but has no current

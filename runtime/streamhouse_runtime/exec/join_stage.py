@@ -208,9 +208,10 @@ class JoinStageExecutor:
         self.last_seen_ms: dict[int, float] = {}
         self.last_event_time_ms: int | None = None
         self.max_idle_ms = MAX_TASK_IDLE_MS
-        # Whether a port's partition has nothing more to read now (the pod asks its consumer;
-        # offline every input is there from the start).
-        self.caught_up: Callable[[str, int, int | None], bool] = lambda topic, p, o: True
+        # Whether a port's partition has nothing more to read now: True, False (more records
+        # are known to be there) or None (not known yet). The pod asks its consumer; offline
+        # every input is there from the start.
+        self.caught_up: Callable[[str, int, int | None], bool | None] = lambda t, p, o: True
         self.dedup = Deduplicator(self.store, backend)
         self.restored()
 
@@ -262,12 +263,13 @@ class JoinStageExecutor:
             self.tasks[partition] = task
         return task
 
-    def bootstrap(self, topic: str, partition: int, start: int, end: int) -> None:
-        """Read this table port's partition up to `end` before any stream record is joined."""
+    def assigned(self, topic: str, partition: int, start: int, end: int) -> None:
+        """A port's partition is read from offset `start`; `end` is its end offset now. A
+        table port is read up to `end` before any stream record is joined (bootstrap)."""
         port = self.port_of[topic]
         task = self._task(partition)
         task.next_offset[port] = start
-        if start < end:
+        if start < end and not self.stream_ports[port]:
             task.bootstrap_end[port] = end
 
     def process(self, batch: Sequence[KafkaRecord], out: RecordSink) -> None:
@@ -309,7 +311,7 @@ class JoinStageExecutor:
         topics = self.input_topics
         caught_up = self.caught_up
 
-        def port_caught_up(port: int) -> bool:
+        def port_caught_up(port: int) -> bool | None:
             return caught_up(topics[port], partition, task.next_offset[port])
 
         operator = self.operator

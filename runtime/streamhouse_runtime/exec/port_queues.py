@@ -4,9 +4,11 @@ across ports, as Kafka Streams' `PartitionGroup` does.
 Each port has a FIFO queue of decoded records (a port's own records stay in offset order).
 The next record is the head with the smallest event time; a table port's head goes first on a
 tie, so an update and a stream record of the same time join as "update, then record". When a
-port's queue is empty the task waits for it, unless the port is caught up (nothing more is
-known to be there), or it has been empty for `max_idle_ms`, or the input is over. A port that
-is bootstrapping (a table read to its end offset at start) is taken alone until it is done.
+port's queue is empty the task waits for it while its partition is known to hold more records
+(Kafka Streams' `max.task.idle.ms` = 0: wait for data known to exist), does not wait when it is
+caught up, and waits at most `max_idle_ms` when nothing is known of it yet; at the end of the
+input it never waits. A port that is bootstrapping (a table read to its end offset at start)
+is taken alone until it is done.
 """
 
 from __future__ import annotations
@@ -55,7 +57,11 @@ class PortQueues:
         return None
 
     def pop(
-        self, now_ms: float, max_idle_ms: float, caught_up: Callable[[int], bool], final: bool
+        self,
+        now_ms: float,
+        max_idle_ms: float,
+        caught_up: Callable[[int], bool | None],
+        final: bool,
     ) -> tuple[int, Queued] | None:
         """The next record to process (port, item), or None to wait for more input."""
         queues = self.queues
@@ -68,7 +74,10 @@ class PortQueues:
         best_time = 0
         for port, queue in enumerate(queues):
             if not queue:
-                if final or caught_up(port) or now_ms - self.empty_since[port] >= max_idle_ms:
+                if final:
+                    continue
+                state = caught_up(port)  # True: caught up, False: more known, None: unknown
+                if state or (state is None and now_ms - self.empty_since[port] >= max_idle_ms):
                     continue
                 return None  # wait for this port
             head = queue[0].time_ms
