@@ -56,7 +56,9 @@ _ARITHMETIC: dict[type[exp.Expr], str] = {
     exp.Div: "/",
     exp.Mod: "%",
 }
-AGGREGATE_NAMES = set(fn.AGGREGATES) | {"ARRAY_AGG", "LIST"}
+AGGREGATE_NAMES = set(fn.AGGREGATES) | {
+    alias for alias, name in fn.ALIASES.items() if name in fn.AGGREGATES
+}
 # Built-in functions whose second argument is a regular expression.
 REGEX_FUNCTIONS = frozenset({"REGEXP_EXTRACT", "REGEXP_REPLACE"})
 
@@ -578,4 +580,18 @@ class Binder:
         if distinct and name != "COUNT":
             self.fail(ErrorCode.UNSUPPORTED, "DISTINCT is only supported in COUNT", node)
         result = self._check_call(signature, tuple(args), node)
+        first_constant = fn.CONSTANT_ARGUMENTS_FROM.get(name, len(args))
+        constants = zip(args[first_constant:], arg_nodes[first_constant:], strict=False)
+        for constant, constant_node in constants:
+            self._check_constant_argument(name, constant, constant_node)
         return bound.AggregateCall(result, name, tuple(args), distinct)
+
+    def _check_constant_argument(self, name: str, arg: bound.Expr, node: exp.Expr) -> None:
+        """TOPK's k, EARLIEST_BY_OFFSET's n and ignoreNulls: a literal (a count at least 1),
+        fixed for the query's life like ksqlDB's aggregate initial arguments."""
+        if not isinstance(arg, bound.Literal) or arg.value is None:
+            self.fail(
+                ErrorCode.INVALID_LITERAL, f"{name}: {node.sql()} must be a literal value", node
+            )
+        if isinstance(arg.value, int) and not isinstance(arg.value, bool) and arg.value < 1:
+            self.fail(ErrorCode.INVALID_LITERAL, f"{name}: the count must be at least 1", node)
