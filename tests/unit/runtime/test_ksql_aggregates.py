@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import statistics
+from collections.abc import Sequence
 from decimal import Decimal
 from pathlib import Path
 
@@ -68,7 +69,7 @@ def _fold(select: str, rows: list[Row]) -> object:
     return result
 
 
-def _values(column: str, values: list[object]) -> list[Row]:
+def _values(column: str, values: Sequence[object]) -> list[Row]:
     return [{column: value} for value in values]
 
 
