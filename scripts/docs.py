@@ -124,6 +124,8 @@ DESCRIPTIONS: dict[str, str] = {
     "VARIANCE": "Sample variance (DOUBLE).",
     "CORRELATION": "CORRELATION(x, y): Pearson's correlation coefficient (DOUBLE).",
     "ATTR": "The group's only value; NULL when it has more than one.",
+    "AS_MAP": "AS_MAP(keys, values): a MAP<VARCHAR, T> pairing the arrays by position.",
+    "AS_VALUE": "AS_VALUE(key_column): a copy of a key column in the value (the value itself).",
 }
 
 # Signature, NULL rule and example of the functions taken from ksqlDB's library; the rules
@@ -196,6 +198,34 @@ DETAILS: dict[str, tuple[str, str, str]] = {
         "only NULLs it is NULL.",
         "ATTR(region) over 'eu', 'eu' is 'eu'; over 'eu', 'us' it is NULL",
     ),
+    "ARRAY": (
+        "ARRAY[e1, e2, ...] -> ARRAY<common type of the elements>; at least one element",
+        "Never NULL itself; NULL elements are kept.",
+        "ARRAY[1, 2.5, NULL] is [1.0, 2.5, NULL] (DECIMAL elements)",
+    ),
+    "MAP": (
+        "MAP(k1 := v1, k2 := v2, ...) or MAP(k1, v1, k2, v2, ...) -> MAP<VARCHAR, common "
+        "type of the values>; keys are strings",
+        "Never NULL itself; NULL values are kept, an entry with a NULL key is left out; the "
+        "last value of a repeated key wins.",
+        "MAP('apple' := 10, 'banana' := 20)['banana'] is 20",
+    ),
+    "STRUCT": (
+        "STRUCT(name1 := v1, name2 := v2, ...) -> STRUCT<name1 type1, ...>; names unique",
+        "Never NULL itself; NULL fields are kept.",
+        "STRUCT(city := 'Paris', zip := NULL)->city is 'Paris'",
+    ),
+    "AS_MAP": (
+        "AS_MAP(keys ARRAY<VARCHAR>, values ARRAY<T>) -> MAP<VARCHAR, T>",
+        "NULL when either array is NULL. A key past the end of the values maps to NULL, "
+        "values past the end of the keys are dropped (ksqlDB's AsMap); a NULL key is left out.",
+        "AS_MAP(ARRAY['a', 'b'], ARRAY[1]) is {'a': 1, 'b': NULL}",
+    ),
+    "AS_VALUE": (
+        "AS_VALUE(x) -> type of x",
+        "NULL for NULL.",
+        "SELECT id, AS_VALUE(id) AS id_copy, COUNT(*) FROM s GROUP BY id",
+    ),
 }
 
 
@@ -231,8 +261,9 @@ def render_function_reference() -> str:
             lines.append(f"| `{name}` | {_arguments(signature)} | {alias} | {DESCRIPTIONS[name]} |")
     lines.append("\n## Signatures, NULL rules and examples\n")
     lines.append(
-        "The functions from ksqlDB's library in detail; their rules follow ksqlDB's "
-        "implementations, and where this project differs it says so.\n"
+        "The functions from ksqlDB's library in detail, with the constructors ARRAY[...], "
+        "MAP(...) and STRUCT(...); their rules follow ksqlDB's implementations, and where "
+        "this project differs it says so.\n"
     )
     lines.append("| function | signature | NULL rule | example |")
     lines.append("| --- | --- | --- | --- |")

@@ -112,6 +112,7 @@ _PLAIN_HELPERS: dict[str, tuple[Callable[..., object], bool]] = {
     "ARRAY_SORT": (fx.array_sort, True),
     "MAP_KEYS": (fx.map_keys, False),
     "MAP_VALUES": (fx.map_values, False),
+    "AS_MAP": (fx.as_map, False),
     "JSON_ARRAY_LENGTH": (fx.json_array_length, True),
     "JSON_KEYS": (fx.json_keys, True),
     "JSON_CONCAT": (fx.json_concat, True),
@@ -394,6 +395,8 @@ class _Generator:
             return self.guard([a, b], lambda x, y: f"{x} + {y}")
         if name == "ELEMENT_AT":
             return self.element_at(args[0], args[1])
+        if name in ("ARRAY", "MAP", "STRUCT"):
+            return self.constructor(expr)
         if name in SCALARS:
             return self.function(expr)
         return self.udf(expr)
@@ -706,8 +709,33 @@ class _Generator:
 
     # -- built-in functions -----------------------------------------------------------------
 
+    def constructor(self, expr: bound.Call) -> _Code:
+        """ARRAY[...] (elements in their common type), MAP(k := v, ...), STRUCT(f := v, ...):
+        never NULL themselves, NULL elements, values and fields kept."""
+        kind = expr.type
+        if expr.function == "ARRAY":
+            element = kind.element or t.NULL
+            items = [self.value_as(a, element).text for a in expr.args]
+            return _Code(f"[{', '.join(items)}]", nullable=False)
+        if expr.function == "MAP":
+            value_type = kind.element or t.NULL
+            texts = [
+                self.value(a).text if index % 2 == 0 else self.value_as(a, value_type).text
+                for index, a in enumerate(expr.args)
+            ]
+            helper = self.bind(fx.map_of_entries, "_h")
+            return _Code(f"{helper}({', '.join(texts)})", nullable=False)
+        # Field names are user text: bound as constants, never spliced into the code.
+        items = [
+            f"{self.bind(name)}: {self.value(a).text}"
+            for (name, _), a in zip(kind.fields, expr.args, strict=True)
+        ]
+        return _Code("{" + ", ".join(items) + "}", nullable=False)
+
     def function(self, expr: bound.Call) -> _Code:
         name, args, result = expr.function, expr.args, expr.type
+        if name == "AS_VALUE":  # copies a key column into the value: the value itself
+            return self.value(args[0])
         if name == "INSTR" and len(args) > 2:
             helper = self.bind(fx.instr, "_h")
             return self.guard(

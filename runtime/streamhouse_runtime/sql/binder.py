@@ -17,6 +17,7 @@ from streamhouse_runtime.sql import bound, nodes
 from streamhouse_runtime.sql import functions as fn
 from streamhouse_runtime.sql import types as t
 from streamhouse_runtime.sql.catalog import Catalog
+from streamhouse_runtime.sql.constructors import bind_constructor, is_constructor
 from streamhouse_runtime.sql.ddl import UnsupportedType, sql_type
 from streamhouse_runtime.sql.errors import ErrorCode, suggestion
 from streamhouse_runtime.sql.jsonpath import ENCODINGS, json_path
@@ -343,6 +344,8 @@ class Binder:
                 f"{node.args['kind']}(...) in GROUP BY",
                 node,
             )
+        if is_constructor(node):
+            return bind_constructor(node, visit, fail)
         if isinstance(node, exp.Func):
             return self._function(node, visit, context)
         if isinstance(node, exp.Star):

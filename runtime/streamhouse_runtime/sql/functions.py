@@ -192,6 +192,20 @@ def _array_join_check(args: Sequence[SqlType]) -> str | None:
     return _primitive_array("primitive values")(args) or _each(ANYTHING, STRING)(args)
 
 
+def _as_map_check(args: Sequence[SqlType]) -> str | None:
+    """AS_MAP(keys ARRAY<VARCHAR>, values ARRAY<T>), as ksqlDB's AsMap."""
+    keys = args[0]
+    if not keys.is_null and not (
+        _is_array(keys) and (keys.element or t.NULL).kind in (TypeKind.VARCHAR, TypeKind.NULL)
+    ):
+        return f"argument 1 must be an array of strings, got {keys}"
+    return _each(ANYTHING, ARRAY)(args)
+
+
+def _as_map_result(args: Sequence[SqlType]) -> SqlType:
+    return t.map_of(t.VARCHAR, args[1].element or t.NULL)
+
+
 SCALARS: dict[str, Signature] = {
     s.name: s
     for s in [
@@ -276,6 +290,9 @@ SCALARS: dict[str, Signature] = {
         Signature("TO_JSON_STRING", 1, 1, _any, _varchar),
         Signature("EXTRACTJSONFIELD", 2, 2, _all(*STRING), _varchar),
         Signature("MAP_VALUES", 1, 1, _each(MAP), lambda a: t.array(a[0].element or t.NULL)),
+        # constructors (ARRAY[...], MAP(k := v), STRUCT(f := v) are bound in constructors.py)
+        Signature("AS_MAP", 2, 2, _as_map_check, _as_map_result),
+        Signature("AS_VALUE", 1, 1, _any, _first),
     ]
 }
 
