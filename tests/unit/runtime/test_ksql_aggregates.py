@@ -25,6 +25,7 @@ from streamhouse_runtime.plan.nodes import Aggregate, PlanNode, WindowAggregate
 from streamhouse_runtime.plan.planner import plan_statement
 from streamhouse_runtime.sql.analyzer import analyze
 from streamhouse_runtime.state.backend import MemoryStateBackend, RocksdbStateBackend, StateBackend
+from streamhouse_runtime.testing.runner import OfflineRun
 
 pytestmark = pytest.mark.unit
 
@@ -281,3 +282,37 @@ def test_aliases_bind_to_the_same_aggregate(alias: str, name: str) -> None:
     node = _node(f"CREATE TABLE out AS SELECT k, {alias} AS r FROM s GROUP BY k", Aggregate)
     assert isinstance(node, Aggregate)
     assert [call.function for _, call in node.aggregates] == [name]
+
+
+def test_the_offline_runner_serializes_the_new_aggregates_and_constructors() -> None:
+    # Through the same stage executors the pods run: argument compilation, JSON output.
+    query = (
+        "CREATE TABLE t WITH (kafka_topic = 'out') AS SELECT k, TOPK(v, 2) AS top2, "
+        "HISTOGRAM(name) AS h, CORRELATION(v, w) AS c, LATEST_BY_OFFSET(v, 2) AS last2, "
+        "STRUCT(n := COUNT(*), a := ARRAY[MIN(v), MAX(v)]) AS st FROM s GROUP BY k "
+        "HAVING STDDEV_POP(v) > 0;"
+    )
+    run = OfflineRun(analyze(DDL + query))
+    rows = [(1, 1.0, "x"), (3, 2.0, "y"), (2, 3.0, "x")]
+    run.feed(
+        [
+            {
+                "topic": "s",
+                "key": "a",
+                "value": {"k": "a", "v": v, "w": w, "name": n, "ts": i},
+                "timestamp": i,
+            }
+            for i, (v, w, n) in enumerate(rows)
+        ]
+    )
+    run.run()
+    values = [o["value"] for o in run.outputs() if o["topic"] == "out"]
+    assert values[-1] == {
+        "k": "a",
+        "top2": [3, 2],
+        "h": {"x": 2, "y": 1},
+        "c": pytest.approx(0.5),
+        "last2": [3, 2],
+        "st": {"n": 3, "a": [1, 3]},
+    }
+    assert len(values) == 2  # the first record's group has a 0.0 deviation: HAVING drops it
