@@ -221,6 +221,26 @@ DETAILS: dict[str, tuple[str, str, str]] = {
         "values past the end of the keys are dropped (ksqlDB's AsMap); a NULL key is left out.",
         "AS_MAP(ARRAY['a', 'b'], ARRAY[1]) is {'a': 1, 'b': NULL}",
     ),
+    "TRANSFORM": (
+        "TRANSFORM(array, x => expr) -> ARRAY<type of expr>; TRANSFORM(map, (k, v) => key, "
+        "(k, v) => value) -> MAP<type of key, type of value>",
+        "NULL for a NULL collection; NULL elements reach the lambda as NULL.",
+        "TRANSFORM(ARRAY[1, 2], x => x * 10) is [10, 20]",
+    ),
+    "FILTER": (
+        "FILTER(array, x => condition) -> the array's type; FILTER(map, (k, v) => condition) "
+        "-> the map's type",
+        "NULL for a NULL collection. An element whose condition is NULL is dropped (ksqlDB "
+        "fails the record).",
+        "FILTER(MAP('a' := 1, 'b' := 2), (k, v) => v > 1) is {'b': 2}",
+    ),
+    "REDUCE": (
+        "REDUCE(array, state, (s, x) => expr) or REDUCE(map, state, (s, k, v) => expr) -> the "
+        "state's type (widened to the lambda's, as 0 summing DOUBLEs is DOUBLE)",
+        "NULL when the initial state is NULL; a NULL collection gives the initial state "
+        "(ksqlDB's Reduce).",
+        "REDUCE(ARRAY[1, 2, 3], 0, (s, x) => s + x) is 6",
+    ),
     "AS_VALUE": (
         "AS_VALUE(x) -> type of x",
         "NULL for NULL.",
@@ -262,8 +282,9 @@ def render_function_reference() -> str:
     lines.append("\n## Signatures, NULL rules and examples\n")
     lines.append(
         "The functions from ksqlDB's library in detail, with the constructors ARRAY[...], "
-        "MAP(...) and STRUCT(...); their rules follow ksqlDB's implementations, and where "
-        "this project differs it says so.\n"
+        "MAP(...) and STRUCT(...) and the lambda functions TRANSFORM, FILTER and REDUCE; "
+        "their rules follow ksqlDB's implementations, and where this project differs it says "
+        "so.\n"
     )
     lines.append("| function | signature | NULL rule | example |")
     lines.append("| --- | --- | --- | --- |")

@@ -170,6 +170,7 @@ class _Generator:
         self._temps = 0
         self.columns: dict[str, str] = {}  # column read once into a local -> that local
         self.reads_row = False
+        self.lambda_names: dict[str, str] = {}  # lambda parameter in scope -> its local
 
     # -- names ------------------------------------------------------------------------------
 
@@ -353,6 +354,8 @@ class _Generator:
             return self.guard(
                 [self.value(expr.operand)], lambda x: f"{x}.get({key})", nullable=True
             )
+        if isinstance(expr, bound.LambdaVariable):
+            return _Code(self.lambda_names[expr.name], nullable=True, simple=True)
         if isinstance(expr, bound.AggregateCall):
             raise ValueError(f"aggregate {expr.render()} cannot be evaluated per record")
         raise ValueError(f"cannot compile expression {expr!r}")
@@ -397,6 +400,8 @@ class _Generator:
             return self.element_at(args[0], args[1])
         if name in ("ARRAY", "MAP", "STRUCT"):
             return self.constructor(expr)
+        if name in ("TRANSFORM", "FILTER", "REDUCE"):
+            return self.lambda_call(expr)
         if name in SCALARS:
             return self.function(expr)
         return self.udf(expr)
@@ -708,6 +713,58 @@ class _Generator:
         return self.apply(code, self.bind(cast_helper, "_h") + "({0})")
 
     # -- built-in functions -----------------------------------------------------------------
+
+    def _bodies(self, functions: Sequence[bound.Expr], *, predicate: bool = False) -> list[str]:
+        """Fresh locals for the lambdas' parameters (position by position, shared by all of
+        them: both of a map TRANSFORM's lambdas see the same entry), then each body compiled
+        with its parameters bound to them; names the lambdas shadow come back afterwards."""
+        lambdas = [f for f in functions if isinstance(f, bound.Lambda)]
+        saved = dict(self.lambda_names)
+        names = []
+        for _ in lambdas[0].parameters:
+            self._temps += 1
+            names.append(f"_l{self._temps}")
+        try:
+            bodies = []
+            for function in lambdas:
+                self.lambda_names.update(zip(function.parameters, names, strict=True))
+                if predicate:
+                    bodies.append(self.predicate(function.body))
+                else:
+                    bodies.append(self.value_as(function.body, function.type).text)
+            return [*names, *bodies]
+        finally:
+            self.lambda_names = saved
+
+    def lambda_call(self, expr: bound.Call) -> _Code:
+        """TRANSFORM and FILTER as comprehensions over the collection (NULL stays NULL);
+        REDUCE as a Python lambda folded by a helper (ksqlDB's NULL rules, in the helper)."""
+        name, args = expr.function, expr.args
+        collection = self.value(args[0])
+        is_map = args[0].type.kind is TypeKind.MAP
+        if name == "REDUCE":
+            initial = self.value_as(args[1], expr.type)
+            helper = self.bind(fx.reduce_map if is_map else fx.reduce_array, "_h")
+            *parameters, body = self._bodies([args[2]])
+            function = f"(lambda {', '.join(parameters)}: {body})"
+            return _Code(f"{helper}({function}, {collection.text}, {initial.text})")
+        build: Callable[[str], str]
+        if name == "FILTER":
+            parts = self._bodies([args[1]], predicate=True)
+            if is_map:
+                k, v, keep = parts
+                build = lambda c: f"{{{k}: {v} for {k}, {v} in {c}.items() if {keep}}}"  # noqa: E731
+            else:
+                x, keep = parts
+                build = lambda c: f"[{x} for {x} in {c} if {keep}]"  # noqa: E731
+        elif is_map:
+            k, v, key, value = self._bodies([args[1], args[2]])
+            build = lambda c: f"{{{key}: {value} for {k}, {v} in {c}.items()}}"  # noqa: E731
+        else:
+            x, value = self._bodies([args[1]])
+            build = lambda c: f"[{value} for {x} in {c}]"  # noqa: E731
+        # reuse: the collection gets a local, so the comprehension's iterable holds no walrus.
+        return self.guard([collection], build, reuse=True)
 
     def constructor(self, expr: bound.Call) -> _Code:
         """ARRAY[...] (elements in their common type), MAP(k := v, ...), STRUCT(f := v, ...):
@@ -1199,6 +1256,8 @@ def _count_columns(exprs: Iterable[bound.Expr], counts: dict[str, int]) -> None:
                 _count_columns([expr.default], counts)
         elif isinstance(expr, bound.Cast | bound.FieldAccess):
             _count_columns([expr.operand], counts)
+        elif isinstance(expr, bound.Lambda):
+            _count_columns([expr.body], counts)
         elif isinstance(expr, bound.InList):
             _count_columns([expr.operand, *expr.values], counts)
 

@@ -21,6 +21,7 @@ from streamhouse_runtime.sql.constructors import bind_constructor, is_constructo
 from streamhouse_runtime.sql.ddl import UnsupportedType, sql_type
 from streamhouse_runtime.sql.errors import ErrorCode, suggestion
 from streamhouse_runtime.sql.jsonpath import ENCODINGS, json_path
+from streamhouse_runtime.sql.lambdas import bind_lambda_call, is_lambda_call
 from streamhouse_runtime.sql.regex import RegexError, compile_regex
 from streamhouse_runtime.sql.types import SqlType, TypeKind
 
@@ -346,6 +347,15 @@ class Binder:
             )
         if is_constructor(node):
             return bind_constructor(node, visit, fail)
+        if is_lambda_call(node):
+            assert isinstance(node, exp.Anonymous)
+            return bind_lambda_call(node, visit, self._body_binder(resolve_column, context), fail)
+        if isinstance(node, exp.Lambda):
+            fail(
+                ErrorCode.UNSUPPORTED,
+                "a lambda (x => ...) is only allowed in TRANSFORM, FILTER and REDUCE",
+                node,
+            )
         if isinstance(node, exp.Func):
             return self._function(node, visit, context)
         if isinstance(node, exp.Star):
@@ -353,6 +363,25 @@ class Binder:
         if isinstance(node, exp.Subquery | exp.Select):
             fail(ErrorCode.UNSUPPORTED, "subqueries are not supported in streaming queries", node)
         fail(ErrorCode.UNSUPPORTED, f"unsupported expression: {node.sql()}", node)
+
+    def _body_binder(
+        self, resolve_column: ResolveColumn, context: str
+    ) -> Callable[[exp.Expr, dict[str, SqlType]], bound.Expr]:
+        """Binds a lambda body: its parameters first, then the enclosing names."""
+
+        def bind_body(body: exp.Expr, scope: dict[str, SqlType]) -> bound.Expr:
+            def scoped(column: exp.Column) -> bound.Expr:
+                name = column.name.lower()
+                if not column.table and name in scope:
+                    return bound.LambdaVariable(scope[name], name)
+                return resolve_column(column)
+
+            def visit_body(sub: exp.Expr) -> bound.Expr:
+                return self._bind_node(sub, visit_body, scoped, context)
+
+            return visit_body(body)
+
+        return bind_body
 
     def _arithmetic(
         self, node: exp.Expr, op: str, visit: Callable[[exp.Expr], bound.Expr]

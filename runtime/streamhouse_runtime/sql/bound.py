@@ -127,3 +127,26 @@ class AggregateCall(Expr):
     def render(self) -> str:
         inner = ", ".join(arg.render() for arg in self.args) or "*"
         return f"{self.function}({'DISTINCT ' if self.distinct else ''}{inner})"
+
+
+@dataclass(frozen=True)
+class LambdaVariable(Expr):
+    """A parameter of the lambda that encloses it (`x` in `x => x + 1`)."""
+
+    name: str
+
+    def render(self) -> str:
+        return self.name
+
+
+@dataclass(frozen=True)
+class Lambda(Expr):
+    """An argument of TRANSFORM, FILTER or REDUCE; its type is the body's."""
+
+    parameters: tuple[str, ...]
+    body: Expr
+
+    def render(self) -> str:
+        names = ", ".join(self.parameters)
+        head = names if len(self.parameters) == 1 else f"({names})"
+        return f"{head} => {self.body.render()}"

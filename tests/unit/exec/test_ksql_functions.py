@@ -381,6 +381,28 @@ CASES: list[tuple[str, object]] = [
     ("AS_MAP(words, narr)", None),
     ("AS_VALUE(name)", "Alice"),
     ("AS_VALUE(z)", None),
+    # -- lambda functions (ksqlDB's Transform, Filter, Reduce UDFs) -------------------------
+    ("TRANSFORM(arr, x => x + 1)", [4, 2, None, 4, 3]),
+    ("TRANSFORM(arr, x => x * a)", [21, 7, None, 21, 14]),  # a column of the row
+    ("TRANSFORM(narr, x => x)", None),  # a NULL collection is NULL
+    ("TRANSFORM(empty, x => x)", []),
+    ("TRANSFORM(words, a => UPPER(a))", ["B", "A", None]),  # the parameter shadows column a
+    ("TRANSFORM(m, (k, v) => UPPER(k), (k, v) => v * 10)", {"K1": 10, "K2": 20}),
+    ("TRANSFORM(m, (k, v) => k, (key, value) => value + 1)", {"k1": 2, "k2": 3}),
+    ("TRANSFORM(nested, x => TRANSFORM(x, x => x * 2))", [[2], [4]]),
+    ("TRANSFORM(arr2, x => TRANSFORM(ARRAY[10, 20], y => x + y))", [[12, 22], [14, 24], [13, 23]]),
+    ("FILTER(arr, x => x > 1)", [3, 3, 2]),  # NULL > 1 is NULL: dropped
+    ("FILTER(m, (k, v) => v > 1)", {"k2": 2}),
+    ("FILTER(bools, b => b)", [True]),
+    ("FILTER(nmap, (k, v) => TRUE)", None),
+    ("FILTER(ARRAY[1, 2, 3], x => x <> 2)", [1, 3]),
+    ("REDUCE(arr, 0, (s, x) => s + COALESCE(x, 0))", 9),
+    ("REDUCE(arr, 0, (s, x) => s + x)", None),  # the NULL element makes the sum NULL
+    ("REDUCE(dbls, 0, (s, x) => s + x)", -0.5),  # the state widens to DOUBLE
+    ("REDUCE(m, '', (s, k, v) => s || k)", "k1k2"),
+    ("REDUCE(narr, 5, (s, x) => s + x)", 5),  # a NULL collection leaves the initial state
+    ("REDUCE(arr, NULL, (s, x) => x)", None),  # a NULL initial state is NULL
+    ("CARDINALITY(FILTER(TRANSFORM(arr, x => x * 2), y => y > 4))", 2),
 ]
 
 
@@ -490,6 +512,17 @@ BAD_CALLS: list[tuple[str, str, int]] = [
     ("AS_MAP(arr, arr)", "E203", 8),
     ("AS_MAP(words, 1)", "E203", 8),
     ("AS_VALUE(a, b)", "E202", 8),
+    ("TRANSFORM(name, x => x)", "E203", 8),
+    ("TRANSFORM(arr, 1)", "E203", 23),
+    ("TRANSFORM(arr, (x, y) => x)", "E202", 24),
+    ("TRANSFORM(m, (k, v) => v)", "E202", 8),
+    ("TRANSFORM(arr, x => x, x => x)", "E202", 8),
+    ("TRANSFORM(arr, x => nosuch)", "E102", 28),
+    ("FILTER(arr, x => x + 1)", "E201", 20),
+    ("FILTER(m, (k, k) => TRUE)", "E106", 19),
+    ("REDUCE(arr, 'x', (s, x) => s + x)", "E201", 35),
+    ("REDUCE(arr, 0, x => x)", "E202", 23),
+    ("UPPER(x => x)", "E403", 14),
 ]
 
 

@@ -316,3 +316,24 @@ def test_the_offline_runner_serializes_the_new_aggregates_and_constructors() -> 
         "st": {"n": 3, "a": [1, 3]},
     }
     assert len(values) == 2  # the first record's group has a 0.0 deviation: HAVING drops it
+
+
+def test_lambdas_over_aggregate_results_and_in_where() -> None:
+    query = (
+        "CREATE TABLE t WITH (kafka_topic = 'out') AS SELECT k, "
+        "TRANSFORM(TOPK(v, 3), x => x * 10) AS scaled, "
+        "REDUCE(COLLECT_LIST(v), 0, (s, x) => s + x) AS total "
+        "FROM s WHERE CARDINALITY(FILTER(ARRAY[v, w], x => x > 0)) = 2 GROUP BY k;"
+    )
+    run = OfflineRun(analyze(DDL + query))
+    rows = [(1, 1.0), (5, -1.0), (3, 2.0), (2, 0.5)]  # the second fails the WHERE
+    run.feed(
+        [
+            {"topic": "s", "key": "a", "value": {"k": "a", "v": v, "w": w, "ts": i}, "timestamp": i}
+            for i, (v, w) in enumerate(rows)
+        ]
+    )
+    run.run()
+    values = [o["value"] for o in run.outputs() if o["topic"] == "out"]
+    assert values[-1] == {"k": "a", "scaled": [30, 20, 10], "total": 6}
+    assert len(values) == 3
