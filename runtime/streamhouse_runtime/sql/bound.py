@@ -73,6 +73,14 @@ class Call(Expr):
             return f"({self.function} {self.args[0].render()})"
         if self.function in POSTFIX:
             return f"({self.args[0].render()} {self.function})"
+        if self.function == "ARRAY" and self.type.kind is TypeKind.ARRAY:
+            return f"ARRAY[{', '.join(arg.render() for arg in self.args)}]"
+        if self.function == "MAP" and self.type.kind is TypeKind.MAP:
+            pairs = zip(self.args[::2], self.args[1::2], strict=True)
+            return f"MAP({', '.join(f'{k.render()} := {v.render()}' for k, v in pairs)})"
+        if self.function == "STRUCT" and self.type.kind is TypeKind.STRUCT:
+            fields = zip(self.type.fields, self.args, strict=True)
+            return f"STRUCT({', '.join(f'{n} := {v.render()}' for (n, _), v in fields)})"
         return f"{self.function}({', '.join(arg.render() for arg in self.args)})"
 
 

@@ -586,3 +586,14 @@ def test_an_empty_array_constructor_is_refused() -> None:
         analyze(DDL + "SELECT ARRAY[] AS v FROM s EMIT CHANGES;")
     first = raised.value.errors[0]
     assert (first.code.value, first.message) == ("E202", "ARRAY[] needs at least one element")
+
+
+def test_constructors_and_lambdas_render_as_written() -> None:
+    # EXPLAIN shows bound expressions: names and shapes survive binding.
+    assert bound_select("STRUCT(p := a, q := 'x')").render() == "STRUCT(p := a, q := 'x')"
+    assert bound_select("MAP('k' := a)").render() == "MAP('k' := a)"
+    assert bound_select("ARRAY[a, 2]").render() == "ARRAY[a, 2]"
+    assert bound_select("TRANSFORM(arr, x => x + 1)").render() == "TRANSFORM(arr, x => (x + 1))"
+    assert bound_select("REDUCE(m, 0, (s, k, v) => s + v)").render() == (
+        "REDUCE(m, 0, (s, k, v) => (s + v))"
+    )
