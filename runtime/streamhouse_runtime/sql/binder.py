@@ -199,6 +199,10 @@ class Binder:
     def __init__(self, catalog: Catalog, fail: Fail) -> None:
         self.catalog = catalog
         self.fail = fail
+        # The innermost `bind`'s intercept, for lambda bodies (bound outside `visit`), and the
+        # parameters of the lambdas being bound, innermost last.
+        self._intercept: Intercept | None = None
+        self._lambda_scopes: list[dict[str, SqlType]] = []
 
     def bind(
         self,
@@ -216,7 +220,11 @@ class Binder:
                     return taken
             return self._bind_node(sub, visit, resolve_column, context)
 
-        return visit(node)
+        outer, self._intercept = self._intercept, intercept
+        try:
+            return visit(node)
+        finally:
+            self._intercept = outer
 
     def require_boolean(self, expr: bound.Expr, node: exp.Expr, clause: str) -> None:
         if expr.type.kind not in (TypeKind.BOOLEAN, TypeKind.NULL):
@@ -367,19 +375,41 @@ class Binder:
     def _body_binder(
         self, resolve_column: ResolveColumn, context: str
     ) -> Callable[[exp.Expr, dict[str, SqlType]], bound.Expr]:
-        """Binds a lambda body: its parameters first, then the enclosing names."""
+        """Binds a lambda body: a name is the innermost lambda parameter it names, else what
+        it names around the lambda. The enclosing intercept (group keys, aggregates in a
+        GROUP BY query's SELECT) applies to parts of the body that use no parameter."""
+
+        def parameter(name: str) -> SqlType | None:
+            for scope in reversed(self._lambda_scopes):
+                if name in scope:
+                    return scope[name]
+            return None
+
+        def scoped(column: exp.Column) -> bound.Expr:
+            name = column.name.lower()
+            kind = None if column.table else parameter(name)
+            return bound.LambdaVariable(kind, name) if kind is not None else resolve_column(column)
+
+        def uses_parameter(node: exp.Expr) -> bool:
+            return any(
+                not column.table and parameter(column.name.lower()) is not None
+                for column in node.find_all(exp.Column)
+            )
+
+        def visit_body(sub: exp.Expr) -> bound.Expr:
+            intercept = self._intercept
+            if intercept is not None and not uses_parameter(sub):
+                taken = intercept(sub)
+                if taken is not None:
+                    return taken
+            return self._bind_node(sub, visit_body, scoped, context)
 
         def bind_body(body: exp.Expr, scope: dict[str, SqlType]) -> bound.Expr:
-            def scoped(column: exp.Column) -> bound.Expr:
-                name = column.name.lower()
-                if not column.table and name in scope:
-                    return bound.LambdaVariable(scope[name], name)
-                return resolve_column(column)
-
-            def visit_body(sub: exp.Expr) -> bound.Expr:
-                return self._bind_node(sub, visit_body, scoped, context)
-
-            return visit_body(body)
+            self._lambda_scopes.append(scope)
+            try:
+                return visit_body(body)
+            finally:
+                self._lambda_scopes.pop()
 
         return bind_body
 

@@ -322,7 +322,8 @@ def test_lambdas_over_aggregate_results_and_in_where() -> None:
     query = (
         "CREATE TABLE t WITH (kafka_topic = 'out') AS SELECT k, "
         "TRANSFORM(TOPK(v, 3), x => x * 10) AS scaled, "
-        "REDUCE(COLLECT_LIST(v), 0, (s, x) => s + x) AS total "
+        "REDUCE(COLLECT_LIST(v), 0, (s, x) => s + x) AS total, "
+        "TRANSFORM(COLLECT_LIST(v), x => CONCAT(k, ':', CAST(x * COUNT(*) AS VARCHAR))) AS tagged "
         "FROM s WHERE CARDINALITY(FILTER(ARRAY[v, w], x => x > 0)) = 2 GROUP BY k;"
     )
     run = OfflineRun(analyze(DDL + query))
@@ -335,5 +336,10 @@ def test_lambdas_over_aggregate_results_and_in_where() -> None:
     )
     run.run()
     values = [o["value"] for o in run.outputs() if o["topic"] == "out"]
-    assert values[-1] == {"k": "a", "scaled": [30, 20, 10], "total": 6}
+    assert values[-1] == {
+        "k": "a",
+        "scaled": [30, 20, 10],
+        "total": 6,
+        "tagged": ["a:3", "a:9", "a:6"],  # the group key and an aggregate inside the lambda
+    }
     assert len(values) == 3

@@ -278,6 +278,12 @@ CASES: list[tuple[str, str, str]] = [
         "SELECT LATEST_BY_OFFSET(status, §status = 'x') AS l FROM orders GROUP BY customer_id",
         "E204",
     ),
+    (
+        "lambda-body-reads-a-non-grouped-column",
+        "SELECT customer_id, TRANSFORM(COLLECT_LIST(amount), x => x + §order_id) AS t"
+        " FROM orders GROUP BY customer_id",
+        "E301",
+    ),
     ("missing-from-target", "SELECT order_id FROM §WHERE amount > 1", "E001"),
     ("unclosed-with", "CREATE STREAM s2 (a INT) WITH (kafka_topic=§'x'", "E001"),
     ("emit-sometimes", "SELECT order_id FROM orders EMIT §SOMETIMES", "E001"),
