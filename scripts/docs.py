@@ -150,8 +150,9 @@ DETAILS: dict[str, tuple[str, str, str]] = {
     ),
     "HISTOGRAM": (
         "HISTOGRAM(s) -> MAP<VARCHAR, BIGINT>; s a string",
-        "NULL is not counted (a map key cannot be NULL). At most 1000 distinct strings are "
-        "counted; later new ones are ignored (ksqlDB's limit).",
+        "NULL is not counted (ksqlDB counts it under a NULL map key, which the output "
+        "formats cannot write). At most 1000 distinct strings are counted; later new ones "
+        "are ignored (ksqlDB's limit).",
         "HISTOGRAM(status) over 'ok', 'ok', 'failed' is {'ok': 2, 'failed': 1}",
     ),
     "STDDEV_SAMP": (
