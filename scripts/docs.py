@@ -115,6 +115,138 @@ DESCRIPTIONS: dict[str, str] = {
     "COLLECT_SET": "Distinct values (ARRAY).",
     "EARLIEST_BY_OFFSET": "The value of the earliest record by offset.",
     "LATEST_BY_OFFSET": "The value of the latest record by offset.",
+    "COUNT_DISTINCT": "Number of distinct non-NULL values (BIGINT; exact, where ksqlDB estimates).",
+    "TOPK": "TOPK(x, k): the k largest values, largest first (ARRAY).",
+    "TOPKDISTINCT": "TOPKDISTINCT(x, k): the k largest distinct values, largest first (ARRAY).",
+    "HISTOGRAM": "Each distinct string mapped to its number of occurrences (MAP<VARCHAR, BIGINT>).",
+    "STDDEV_SAMP": "Sample standard deviation (DOUBLE).",
+    "STDDEV_POP": "Population standard deviation (DOUBLE).",
+    "VARIANCE": "Sample variance (DOUBLE).",
+    "CORRELATION": "CORRELATION(x, y): Pearson's correlation coefficient (DOUBLE).",
+    "ATTR": "The group's only value; NULL when it has more than one.",
+    "AS_MAP": "AS_MAP(keys, values): a MAP<VARCHAR, T> pairing the arrays by position.",
+    "AS_VALUE": "AS_VALUE(key_column): a copy of a key column in the value (the value itself).",
+}
+
+# Signature, NULL rule and example of the functions taken from ksqlDB's library; the rules
+# follow ksqlDB's implementations (ksqldb-engine `function/udaf/`), differences are stated.
+DETAILS: dict[str, tuple[str, str, str]] = {
+    "COUNT_DISTINCT": (
+        "COUNT_DISTINCT(x) -> BIGINT; x a primitive value",
+        "NULLs are not counted; 0 when every value is NULL. Exact (ksqlDB's is a "
+        "HyperLogLog estimate).",
+        "COUNT_DISTINCT(page_id)",
+    ),
+    "TOPK": (
+        "TOPK(x, k) -> ARRAY<type of x>; x a number, string or time, k an integer literal >= 1",
+        "NULLs are ignored; fewer than k values give a shorter array (empty when all are NULL). "
+        "Duplicates are kept.",
+        "TOPK(amount, 3) over 5, 9, 5, 1 is [9, 5, 5]",
+    ),
+    "TOPKDISTINCT": (
+        "TOPKDISTINCT(x, k) -> ARRAY<type of x>; as TOPK",
+        "As TOPK; each value appears once.",
+        "TOPKDISTINCT(amount, 3) over 5, 9, 5, 1 is [9, 5, 1]",
+    ),
+    "HISTOGRAM": (
+        "HISTOGRAM(s) -> MAP<VARCHAR, BIGINT>; s a string",
+        "NULL is not counted (ksqlDB counts it under a NULL map key, which the output "
+        "formats cannot write). At most 1000 distinct strings are counted; later new ones "
+        "are ignored (ksqlDB's limit).",
+        "HISTOGRAM(status) over 'ok', 'ok', 'failed' is {'ok': 2, 'failed': 1}",
+    ),
+    "STDDEV_SAMP": (
+        "STDDEV_SAMP(x) -> DOUBLE; x a number (alias STDDEV_SAMPLE)",
+        "NULLs are ignored; fewer than two values give 0.0 (ksqlDB's rule). ksqlDB's own "
+        "STDDEV_SAMP returns the variance (its documented defect); this is the standard "
+        "deviation, as ksqlDB's STDDEV_SAMPLE.",
+        "STDDEV_SAMP(x) over 2, 4, 4, 4, 5, 5, 7, 9 is 2.138...",
+    ),
+    "STDDEV_POP": (
+        "STDDEV_POP(x) -> DOUBLE; x a number",
+        "NULLs are ignored; fewer than two values give 0.0 (as STDDEV_SAMP).",
+        "STDDEV_POP(x) over 2, 4, 4, 4, 5, 5, 7, 9 is 2.0",
+    ),
+    "VARIANCE": (
+        "VARIANCE(x) -> DOUBLE; x a number (alias VAR_SAMP)",
+        "NULLs are ignored; fewer than two values give 0.0 (as STDDEV_SAMP).",
+        "VARIANCE(x) over 1, 2, 3 is 1.0",
+    ),
+    "CORRELATION": (
+        "CORRELATION(x, y) -> DOUBLE; x and y numbers (alias CORR)",
+        "A row where x or y is NULL is ignored. NULL where ksqlDB gives NaN: no pairs, or x "
+        "or y constant.",
+        "CORRELATION(x, y) over (1, 3), (2, 1) is -1.0",
+    ),
+    "EARLIEST_BY_OFFSET": (
+        "EARLIEST_BY_OFFSET(x [, ignore_nulls]) -> type of x; "
+        "EARLIEST_BY_OFFSET(x, n [, ignore_nulls]) -> ARRAY<type of x>; "
+        "n an integer literal >= 1, ignore_nulls a boolean literal",
+        "NULLs are ignored unless ignore_nulls is FALSE (then a NULL can be the earliest "
+        "value). The n form gives the n earliest values in offset order, fewer if fewer "
+        "arrived.",
+        "EARLIEST_BY_OFFSET(x, 2, false) over NULL, 4, 5 is [NULL, 4]",
+    ),
+    "LATEST_BY_OFFSET": (
+        "LATEST_BY_OFFSET(x [, ignore_nulls]) -> type of x; "
+        "LATEST_BY_OFFSET(x, n [, ignore_nulls]) -> ARRAY<type of x>; as EARLIEST_BY_OFFSET",
+        "As EARLIEST_BY_OFFSET, for the latest values (the array in offset order, oldest first).",
+        "LATEST_BY_OFFSET(x, 2) over 1, 2, 3, NULL is [2, 3]",
+    ),
+    "ATTR": (
+        "ATTR(x) -> type of x",
+        "NULL counts as a value (ksqlDB's Attr): over 1 and NULL the result is NULL; over "
+        "only NULLs it is NULL.",
+        "ATTR(region) over 'eu', 'eu' is 'eu'; over 'eu', 'us' it is NULL",
+    ),
+    "ARRAY": (
+        "ARRAY[e1, e2, ...] -> ARRAY<common type of the elements>; at least one element",
+        "Never NULL itself; NULL elements are kept.",
+        "ARRAY[1, 2.5, NULL] is [1.0, 2.5, NULL] (DECIMAL elements)",
+    ),
+    "MAP": (
+        "MAP(k1 := v1, k2 := v2, ...) or MAP(k1, v1, k2, v2, ...) -> MAP<VARCHAR, common "
+        "type of the values>; keys are strings",
+        "Never NULL itself; NULL values are kept, an entry with a NULL key is left out; the "
+        "last value of a repeated key wins.",
+        "MAP('apple' := 10, 'banana' := 20)['banana'] is 20",
+    ),
+    "STRUCT": (
+        "STRUCT(name1 := v1, name2 := v2, ...) -> STRUCT<name1 type1, ...>; names unique",
+        "Never NULL itself; NULL fields are kept.",
+        "STRUCT(city := 'Paris', zip := NULL)->city is 'Paris'",
+    ),
+    "AS_MAP": (
+        "AS_MAP(keys ARRAY<VARCHAR>, values ARRAY<T>) -> MAP<VARCHAR, T>",
+        "NULL when either array is NULL. A key past the end of the values maps to NULL, "
+        "values past the end of the keys are dropped (ksqlDB's AsMap); a NULL key is left out.",
+        "AS_MAP(ARRAY['a', 'b'], ARRAY[1]) is {'a': 1, 'b': NULL}",
+    ),
+    "TRANSFORM": (
+        "TRANSFORM(array, x => expr) -> ARRAY<type of expr>; TRANSFORM(map, (k, v) => key, "
+        "(k, v) => value) -> MAP<type of key, type of value>",
+        "NULL for a NULL collection; NULL elements reach the lambda as NULL.",
+        "TRANSFORM(ARRAY[1, 2], x => x * 10) is [10, 20]",
+    ),
+    "FILTER": (
+        "FILTER(array, x => condition) -> the array's type; FILTER(map, (k, v) => condition) "
+        "-> the map's type",
+        "NULL for a NULL collection. An element whose condition is NULL is dropped (ksqlDB "
+        "fails the record).",
+        "FILTER(MAP('a' := 1, 'b' := 2), (k, v) => v > 1) is {'b': 2}",
+    ),
+    "REDUCE": (
+        "REDUCE(array, state, (s, x) => expr) or REDUCE(map, state, (s, k, v) => expr) -> the "
+        "state's type (widened to the lambda's, as 0 summing DOUBLEs is DOUBLE)",
+        "NULL when the initial state is NULL; a NULL collection gives the initial state "
+        "(ksqlDB's Reduce).",
+        "REDUCE(ARRAY[1, 2, 3], 0, (s, x) => s + x) is 6",
+    ),
+    "AS_VALUE": (
+        "AS_VALUE(x) -> type of x",
+        "NULL for NULL.",
+        "SELECT id, AS_VALUE(id) AS id_copy, COUNT(*) FROM s GROUP BY id",
+    ),
 }
 
 
@@ -148,6 +280,18 @@ def render_function_reference() -> str:
             signature = table[name]
             alias = ", ".join(sorted(aliases.get(name, []))) or ""
             lines.append(f"| `{name}` | {_arguments(signature)} | {alias} | {DESCRIPTIONS[name]} |")
+    lines.append("\n## Signatures, NULL rules and examples\n")
+    lines.append(
+        "The functions from ksqlDB's library in detail, with the constructors ARRAY[...], "
+        "MAP(...) and STRUCT(...) and the lambda functions TRANSFORM, FILTER and REDUCE; "
+        "their rules follow ksqlDB's implementations, and where this project differs it says "
+        "so.\n"
+    )
+    lines.append("| function | signature | NULL rule | example |")
+    lines.append("| --- | --- | --- | --- |")
+    for name in sorted(DETAILS):
+        signature_text, null_rule, example = DETAILS[name]
+        lines.append(f"| `{name}` | {signature_text} | {null_rule} | `{example}` |")
     return "\n".join(lines) + "\n"
 
 

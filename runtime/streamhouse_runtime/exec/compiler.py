@@ -112,6 +112,7 @@ _PLAIN_HELPERS: dict[str, tuple[Callable[..., object], bool]] = {
     "ARRAY_SORT": (fx.array_sort, True),
     "MAP_KEYS": (fx.map_keys, False),
     "MAP_VALUES": (fx.map_values, False),
+    "AS_MAP": (fx.as_map, False),
     "JSON_ARRAY_LENGTH": (fx.json_array_length, True),
     "JSON_KEYS": (fx.json_keys, True),
     "JSON_CONCAT": (fx.json_concat, True),
@@ -169,6 +170,7 @@ class _Generator:
         self._temps = 0
         self.columns: dict[str, str] = {}  # column read once into a local -> that local
         self.reads_row = False
+        self.lambda_names: dict[str, str] = {}  # lambda parameter in scope -> its local
 
     # -- names ------------------------------------------------------------------------------
 
@@ -352,6 +354,8 @@ class _Generator:
             return self.guard(
                 [self.value(expr.operand)], lambda x: f"{x}.get({key})", nullable=True
             )
+        if isinstance(expr, bound.LambdaVariable):
+            return _Code(self.lambda_names[expr.name], nullable=True, simple=True)
         if isinstance(expr, bound.AggregateCall):
             raise ValueError(f"aggregate {expr.render()} cannot be evaluated per record")
         raise ValueError(f"cannot compile expression {expr!r}")
@@ -394,6 +398,10 @@ class _Generator:
             return self.guard([a, b], lambda x, y: f"{x} + {y}")
         if name == "ELEMENT_AT":
             return self.element_at(args[0], args[1])
+        if name in ("ARRAY", "MAP", "STRUCT"):
+            return self.constructor(expr)
+        if name in ("TRANSFORM", "FILTER", "REDUCE"):
+            return self.lambda_call(expr)
         if name in SCALARS:
             return self.function(expr)
         return self.udf(expr)
@@ -706,8 +714,85 @@ class _Generator:
 
     # -- built-in functions -----------------------------------------------------------------
 
+    def _bodies(self, functions: Sequence[bound.Expr], *, predicate: bool = False) -> list[str]:
+        """Fresh locals for the lambdas' parameters (position by position, shared by all of
+        them: both of a map TRANSFORM's lambdas see the same entry), then each body compiled
+        with its parameters bound to them; names the lambdas shadow come back afterwards."""
+        lambdas = [f for f in functions if isinstance(f, bound.Lambda)]
+        saved = dict(self.lambda_names)
+        names = []
+        for _ in lambdas[0].parameters:
+            self._temps += 1
+            names.append(f"_l{self._temps}")
+        try:
+            bodies = []
+            for function in lambdas:
+                self.lambda_names.update(zip(function.parameters, names, strict=True))
+                if predicate:
+                    bodies.append(self.predicate(function.body))
+                else:
+                    bodies.append(self.value_as(function.body, function.type).text)
+            return [*names, *bodies]
+        finally:
+            self.lambda_names = saved
+
+    def lambda_call(self, expr: bound.Call) -> _Code:
+        """TRANSFORM and FILTER as comprehensions over the collection (NULL stays NULL);
+        REDUCE as a Python lambda folded by a helper (ksqlDB's NULL rules, in the helper)."""
+        name, args = expr.function, expr.args
+        collection = self.value(args[0])
+        is_map = args[0].type.kind is TypeKind.MAP
+        if name == "REDUCE":
+            initial = self.value_as(args[1], expr.type)
+            helper = self.bind(fx.reduce_map if is_map else fx.reduce_array, "_h")
+            *parameters, body = self._bodies([args[2]])
+            function = f"(lambda {', '.join(parameters)}: {body})"
+            return _Code(f"{helper}({function}, {collection.text}, {initial.text})")
+        build: Callable[[str], str]
+        if name == "FILTER":
+            parts = self._bodies([args[1]], predicate=True)
+            if is_map:
+                k, v, keep = parts
+                build = lambda c: f"{{{k}: {v} for {k}, {v} in {c}.items() if {keep}}}"  # noqa: E731
+            else:
+                x, keep = parts
+                build = lambda c: f"[{x} for {x} in {c} if {keep}]"  # noqa: E731
+        elif is_map:
+            k, v, key, value = self._bodies([args[1], args[2]])
+            build = lambda c: f"{{{key}: {value} for {k}, {v} in {c}.items()}}"  # noqa: E731
+        else:
+            x, value = self._bodies([args[1]])
+            build = lambda c: f"[{value} for {x} in {c}]"  # noqa: E731
+        # reuse: the collection gets a local, so the comprehension's iterable holds no walrus.
+        return self.guard([collection], build, reuse=True)
+
+    def constructor(self, expr: bound.Call) -> _Code:
+        """ARRAY[...] (elements in their common type), MAP(k := v, ...), STRUCT(f := v, ...):
+        never NULL themselves, NULL elements, values and fields kept."""
+        kind = expr.type
+        if expr.function == "ARRAY":
+            element = kind.element or t.NULL
+            items = [self.value_as(a, element).text for a in expr.args]
+            return _Code(f"[{', '.join(items)}]", nullable=False)
+        if expr.function == "MAP":
+            value_type = kind.element or t.NULL
+            texts = [
+                self.value(a).text if index % 2 == 0 else self.value_as(a, value_type).text
+                for index, a in enumerate(expr.args)
+            ]
+            helper = self.bind(fx.map_of_entries, "_h")
+            return _Code(f"{helper}({', '.join(texts)})", nullable=False)
+        # Field names are user text: bound as constants, never spliced into the code.
+        items = [
+            f"{self.bind(name)}: {self.value(a).text}"
+            for (name, _), a in zip(kind.fields, expr.args, strict=True)
+        ]
+        return _Code("{" + ", ".join(items) + "}", nullable=False)
+
     def function(self, expr: bound.Call) -> _Code:
         name, args, result = expr.function, expr.args, expr.type
+        if name == "AS_VALUE":  # copies a key column into the value: the value itself
+            return self.value(args[0])
         if name == "INSTR" and len(args) > 2:
             helper = self.bind(fx.instr, "_h")
             return self.guard(
@@ -1171,6 +1256,8 @@ def _count_columns(exprs: Iterable[bound.Expr], counts: dict[str, int]) -> None:
                 _count_columns([expr.default], counts)
         elif isinstance(expr, bound.Cast | bound.FieldAccess):
             _count_columns([expr.operand], counts)
+        elif isinstance(expr, bound.Lambda):
+            _count_columns([expr.body], counts)
         elif isinstance(expr, bound.InList):
             _count_columns([expr.operand, *expr.values], counts)
 

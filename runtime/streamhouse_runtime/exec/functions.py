@@ -884,6 +884,48 @@ def map_values(value: dict[object, object]) -> list[object]:
     return list(value.values())
 
 
+def as_map(keys: list[object], values: list[object]) -> dict[object, object]:
+    """AS_MAP(keys, values), as ksqlDB's AsMap: a key past the values' end maps to NULL,
+    values past the keys' end are dropped, a repeated key keeps its last value. A NULL key
+    is left out (a map key cannot be NULL)."""
+    return {
+        key: values[index] if index < len(values) else None
+        for index, key in enumerate(keys)
+        if key is not None
+    }
+
+
+def reduce_array(
+    function: Callable[[object, object], object], array: list[object] | None, state: object
+) -> object:
+    """REDUCE(array, state, (s, x) => ...), as ksqlDB's Reduce: a NULL state is NULL, a NULL
+    array leaves the state as it is."""
+    if state is None or array is None:
+        return state
+    for item in array:
+        state = function(state, item)
+    return state
+
+
+def reduce_map(
+    function: Callable[[object, object, object], object],
+    entries: dict[object, object] | None,
+    state: object,
+) -> object:
+    """REDUCE(map, state, (s, k, v) => ...): as reduce_array, entry by entry."""
+    if state is None or entries is None:
+        return state
+    for key, value in entries.items():
+        state = function(state, key, value)
+    return state
+
+
+def map_of_entries(*keys_and_values: object) -> dict[object, object]:
+    """MAP(k1 := v1, ...): the last value of a repeated key wins; a NULL key is left out."""
+    pairs = zip(keys_and_values[::2], keys_and_values[1::2], strict=True)
+    return {key: value for key, value in pairs if key is not None}
+
+
 # -- JSON ------------------------------------------------------------------------------------
 
 

@@ -23,6 +23,7 @@ from streamhouse_runtime.exec.compiler import (
     compile_values,
 )
 from streamhouse_runtime.exec.dedup import DEDUP_STORE, Deduplicator, origin_header
+from streamhouse_runtime.exec.ksql_aggregates import row_arguments
 from streamhouse_runtime.exec.stateful import (
     AggregateOperator,
     Emitted,
@@ -231,6 +232,23 @@ def _key_function(
     return compile_values([expr for _, expr in keys], udfs)
 
 
+def aggregate_arguments(
+    aggregates: Sequence[tuple[str, bound.AggregateCall]], udfs: UdfRegistry | None
+) -> list[Callable[[Row], object] | None]:
+    """Per aggregate, what it folds from a row: its value argument (None for COUNT(*)), or
+    one (x, y) tuple for an aggregate of two columns (CORRELATION)."""
+    arguments: list[Callable[[Row], object] | None] = []
+    for _, call in aggregates:
+        inputs = row_arguments(call)
+        if not inputs:
+            arguments.append(None)
+        elif len(inputs) == 1:
+            arguments.append(compile_value(inputs[0], udfs))
+        else:
+            arguments.append(compile_values(inputs, udfs))
+    return arguments
+
+
 _WINDOW_BOUNDS = struct.Struct(">qq")
 _WINDOW_START = struct.Struct(">q")
 _NEVER = -(1 << 62)
@@ -350,10 +368,7 @@ class StageExecutor:
     def _build_stateful(self, spec: StageSpec, udfs: UdfRegistry | None) -> None:
         node = spec.stateful
         if isinstance(node, WindowAggregate):
-            arguments = [
-                compile_value(call.args[0], udfs) if call.args else None
-                for _, call in node.aggregates
-            ]
+            arguments = aggregate_arguments(node.aggregates, udfs)
             time_field = node.window.time_field
 
             def time_of(row: Row) -> int | None:
@@ -373,10 +388,7 @@ class StageExecutor:
                 self.settings.cache_entries,
             )
         elif isinstance(node, Aggregate):
-            arguments = [
-                compile_value(call.args[0], udfs) if call.args else None
-                for _, call in node.aggregates
-            ]
+            arguments = aggregate_arguments(node.aggregates, udfs)
             self.aggregate_op = AggregateOperator(
                 node,
                 _key_function(node.group_keys, udfs),

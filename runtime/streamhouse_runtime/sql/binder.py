@@ -17,9 +17,11 @@ from streamhouse_runtime.sql import bound, nodes
 from streamhouse_runtime.sql import functions as fn
 from streamhouse_runtime.sql import types as t
 from streamhouse_runtime.sql.catalog import Catalog
+from streamhouse_runtime.sql.constructors import bind_constructor, is_constructor
 from streamhouse_runtime.sql.ddl import UnsupportedType, sql_type
 from streamhouse_runtime.sql.errors import ErrorCode, suggestion
 from streamhouse_runtime.sql.jsonpath import ENCODINGS, json_path
+from streamhouse_runtime.sql.lambdas import bind_lambda_call, is_lambda_call
 from streamhouse_runtime.sql.regex import RegexError, compile_regex
 from streamhouse_runtime.sql.types import SqlType, TypeKind
 
@@ -56,7 +58,9 @@ _ARITHMETIC: dict[type[exp.Expr], str] = {
     exp.Div: "/",
     exp.Mod: "%",
 }
-AGGREGATE_NAMES = set(fn.AGGREGATES) | {"ARRAY_AGG", "LIST"}
+AGGREGATE_NAMES = set(fn.AGGREGATES) | {
+    alias for alias, name in fn.ALIASES.items() if name in fn.AGGREGATES
+}
 # Built-in functions whose second argument is a regular expression.
 REGEX_FUNCTIONS = frozenset({"REGEXP_EXTRACT", "REGEXP_REPLACE"})
 
@@ -195,6 +199,10 @@ class Binder:
     def __init__(self, catalog: Catalog, fail: Fail) -> None:
         self.catalog = catalog
         self.fail = fail
+        # The innermost `bind`'s intercept, for lambda bodies (bound outside `visit`), and the
+        # parameters of the lambdas being bound, innermost last.
+        self._intercept: Intercept | None = None
+        self._lambda_scopes: list[dict[str, SqlType]] = []
 
     def bind(
         self,
@@ -212,7 +220,11 @@ class Binder:
                     return taken
             return self._bind_node(sub, visit, resolve_column, context)
 
-        return visit(node)
+        outer, self._intercept = self._intercept, intercept
+        try:
+            return visit(node)
+        finally:
+            self._intercept = outer
 
     def require_boolean(self, expr: bound.Expr, node: exp.Expr, clause: str) -> None:
         if expr.type.kind not in (TypeKind.BOOLEAN, TypeKind.NULL):
@@ -341,6 +353,17 @@ class Binder:
                 f"{node.args['kind']}(...) in GROUP BY",
                 node,
             )
+        if is_constructor(node):
+            return bind_constructor(node, visit, fail)
+        if is_lambda_call(node):
+            assert isinstance(node, exp.Anonymous)
+            return bind_lambda_call(node, visit, self._body_binder(resolve_column, context), fail)
+        if isinstance(node, exp.Lambda):
+            fail(
+                ErrorCode.UNSUPPORTED,
+                "a lambda (x => ...) is only allowed in TRANSFORM, FILTER and REDUCE",
+                node,
+            )
         if isinstance(node, exp.Func):
             return self._function(node, visit, context)
         if isinstance(node, exp.Star):
@@ -348,6 +371,47 @@ class Binder:
         if isinstance(node, exp.Subquery | exp.Select):
             fail(ErrorCode.UNSUPPORTED, "subqueries are not supported in streaming queries", node)
         fail(ErrorCode.UNSUPPORTED, f"unsupported expression: {node.sql()}", node)
+
+    def _body_binder(
+        self, resolve_column: ResolveColumn, context: str
+    ) -> Callable[[exp.Expr, dict[str, SqlType]], bound.Expr]:
+        """Binds a lambda body: a name is the innermost lambda parameter it names, else what
+        it names around the lambda. The enclosing intercept (group keys, aggregates in a
+        GROUP BY query's SELECT) applies to parts of the body that use no parameter."""
+
+        def parameter(name: str) -> SqlType | None:
+            for scope in reversed(self._lambda_scopes):
+                if name in scope:
+                    return scope[name]
+            return None
+
+        def scoped(column: exp.Column) -> bound.Expr:
+            name = column.name.lower()
+            kind = None if column.table else parameter(name)
+            return bound.LambdaVariable(kind, name) if kind is not None else resolve_column(column)
+
+        def uses_parameter(node: exp.Expr) -> bool:
+            return any(
+                not column.table and parameter(column.name.lower()) is not None
+                for column in node.find_all(exp.Column)
+            )
+
+        def visit_body(sub: exp.Expr) -> bound.Expr:
+            intercept = self._intercept
+            if intercept is not None and not uses_parameter(sub):
+                taken = intercept(sub)
+                if taken is not None:
+                    return taken
+            return self._bind_node(sub, visit_body, scoped, context)
+
+        def bind_body(body: exp.Expr, scope: dict[str, SqlType]) -> bound.Expr:
+            self._lambda_scopes.append(scope)
+            try:
+                return visit_body(body)
+            finally:
+                self._lambda_scopes.pop()
+
+        return bind_body
 
     def _arithmetic(
         self, node: exp.Expr, op: str, visit: Callable[[exp.Expr], bound.Expr]
@@ -578,4 +642,18 @@ class Binder:
         if distinct and name != "COUNT":
             self.fail(ErrorCode.UNSUPPORTED, "DISTINCT is only supported in COUNT", node)
         result = self._check_call(signature, tuple(args), node)
+        first_constant = fn.CONSTANT_ARGUMENTS_FROM.get(name, len(args))
+        constants = zip(args[first_constant:], arg_nodes[first_constant:], strict=False)
+        for constant, constant_node in constants:
+            self._check_constant_argument(name, constant, constant_node)
         return bound.AggregateCall(result, name, tuple(args), distinct)
+
+    def _check_constant_argument(self, name: str, arg: bound.Expr, node: exp.Expr) -> None:
+        """TOPK's k, EARLIEST_BY_OFFSET's n and ignoreNulls: a literal (a count at least 1),
+        fixed for the query's life like ksqlDB's aggregate initial arguments."""
+        if not isinstance(arg, bound.Literal) or arg.value is None:
+            self.fail(
+                ErrorCode.INVALID_LITERAL, f"{name}: {node.sql()} must be a literal value", node
+            )
+        if isinstance(arg.value, int) and not isinstance(arg.value, bool) and arg.value < 1:
+            self.fail(ErrorCode.INVALID_LITERAL, f"{name}: the count must be at least 1", node)

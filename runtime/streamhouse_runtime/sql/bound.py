@@ -73,6 +73,14 @@ class Call(Expr):
             return f"({self.function} {self.args[0].render()})"
         if self.function in POSTFIX:
             return f"({self.args[0].render()} {self.function})"
+        if self.function == "ARRAY" and self.type.kind is TypeKind.ARRAY:
+            return f"ARRAY[{', '.join(arg.render() for arg in self.args)}]"
+        if self.function == "MAP" and self.type.kind is TypeKind.MAP:
+            pairs = zip(self.args[::2], self.args[1::2], strict=True)
+            return f"MAP({', '.join(f'{k.render()} := {v.render()}' for k, v in pairs)})"
+        if self.function == "STRUCT" and self.type.kind is TypeKind.STRUCT:
+            fields = zip(self.type.fields, self.args, strict=True)
+            return f"STRUCT({', '.join(f'{n} := {v.render()}' for (n, _), v in fields)})"
         return f"{self.function}({', '.join(arg.render() for arg in self.args)})"
 
 
@@ -127,3 +135,26 @@ class AggregateCall(Expr):
     def render(self) -> str:
         inner = ", ".join(arg.render() for arg in self.args) or "*"
         return f"{self.function}({'DISTINCT ' if self.distinct else ''}{inner})"
+
+
+@dataclass(frozen=True)
+class LambdaVariable(Expr):
+    """A parameter of the lambda that encloses it (`x` in `x => x + 1`)."""
+
+    name: str
+
+    def render(self) -> str:
+        return self.name
+
+
+@dataclass(frozen=True)
+class Lambda(Expr):
+    """An argument of TRANSFORM, FILTER or REDUCE; its type is the body's."""
+
+    parameters: tuple[str, ...]
+    body: Expr
+
+    def render(self) -> str:
+        names = ", ".join(self.parameters)
+        head = names if len(self.parameters) == 1 else f"({names})"
+        return f"{head} => {self.body.render()}"

@@ -23,7 +23,8 @@ Conventions the analyzer can rely on:
   (STRUCT fields are `exp.ColumnDef`).
 * ``a.b.c`` is sqlglot's usual qualified `exp.Column` (the analyzer decides whether ``a`` is a
   table or a struct column); ksqlDB's ``a->b`` is `FieldAccess` so it keeps its own rendering.
-* ``->`` is therefore never a lambda arrow; ``name => value`` inside a call is an `exp.Kwarg`.
+* ``->`` is therefore never a lambda arrow; ksqlDB's ``x => ...`` and ``(k, v) => ...`` are
+  `exp.Lambda` nodes whose body keeps the parameters as plain columns.
 """
 
 from __future__ import annotations
@@ -91,6 +92,8 @@ _PLAIN_CALLS = frozenset(
         *("DEGREES", "RADIANS", "PI", "CBRT", "TRUNC", "RANDOM", "CHR", "UUID", "ENCODE"),
         *("ARRAY_DISTINCT", "ARRAY_EXCEPT", "ARRAY_INTERSECT", "ARRAY_JOIN", "ARRAY_MAX"),
         *("ARRAY_MIN", "ARRAY_REMOVE", "ARRAY_SORT", "ARRAY_UNION", "MAP_KEYS", "JSON_KEYS"),
+        "MAP",  # ksqlDB's MAP(k := v, ...) takes any number of entries, sqlglot's at most two
+        *("TRANSFORM", "FILTER", "REDUCE"),  # ksqlDB's lambda functions, 2 or 3 arguments
     )
 )
 # Interval roles of each Flink window family, in Flink's positional order (HOP: slide, size).
@@ -160,8 +163,12 @@ class StreamHouse(Postgres):
         JSON_OPERATORS: t.ClassVar = {
             k: v for k, v in PostgresParser.JSON_OPERATORS.items() if k != TokenType.ARROW
         }
+        # ksqlDB's lambdas are written with `=>` (`x => x + 1`, `(k, v) => v > 0`); the body's
+        # names stay columns, and the binder resolves a lambda's parameters first.
         LAMBDAS: t.ClassVar = {
-            k: v for k, v in PostgresParser.LAMBDAS.items() if k != TokenType.ARROW
+            TokenType.FARROW: lambda self, expressions: self.expression(
+                exp.Lambda(this=self._parse_disjunction(), expressions=expressions)
+            ),
         }
 
         FUNCTIONS: t.ClassVar = {
@@ -1104,6 +1111,11 @@ class StreamHouse(Postgres):
                 f"PARTITION BY {self.expressions(e, flat=True)}"
             ),
             FieldAccess: lambda self, e: f"{self.sql(e, 'this')}->{self.sql(e, 'expression')}",
+            exp.Lambda: lambda self, e: (
+                f"{self.expressions(e, flat=True)} => {self.sql(e, 'this')}"
+                if len(e.expressions) == 1
+                else f"({self.expressions(e, flat=True)}) => {self.sql(e, 'this')}"
+            ),
             DropSource: lambda self, e: (
                 f"DROP {e.text('kind')} {'IF EXISTS ' if e.args.get('exists') else ''}"
                 f"{self.sql(e, 'this')}"

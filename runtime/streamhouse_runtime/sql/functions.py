@@ -192,6 +192,20 @@ def _array_join_check(args: Sequence[SqlType]) -> str | None:
     return _primitive_array("primitive values")(args) or _each(ANYTHING, STRING)(args)
 
 
+def _as_map_check(args: Sequence[SqlType]) -> str | None:
+    """AS_MAP(keys ARRAY<VARCHAR>, values ARRAY<T>), as ksqlDB's AsMap."""
+    keys = args[0]
+    if not keys.is_null and not (
+        _is_array(keys) and (keys.element or t.NULL).kind in (TypeKind.VARCHAR, TypeKind.NULL)
+    ):
+        return f"argument 1 must be an array of strings, got {keys}"
+    return _each(ANYTHING, ARRAY)(args)
+
+
+def _as_map_result(args: Sequence[SqlType]) -> SqlType:
+    return t.map_of(t.VARCHAR, args[1].element or t.NULL)
+
+
 SCALARS: dict[str, Signature] = {
     s.name: s
     for s in [
@@ -276,6 +290,9 @@ SCALARS: dict[str, Signature] = {
         Signature("TO_JSON_STRING", 1, 1, _any, _varchar),
         Signature("EXTRACTJSONFIELD", 2, 2, _all(*STRING), _varchar),
         Signature("MAP_VALUES", 1, 1, _each(MAP), lambda a: t.array(a[0].element or t.NULL)),
+        # constructors (ARRAY[...], MAP(k := v), STRUCT(f := v) are bound in constructors.py)
+        Signature("AS_MAP", 2, 2, _as_map_check, _as_map_result),
+        Signature("AS_VALUE", 1, 1, _any, _first),
     ]
 }
 
@@ -294,6 +311,9 @@ ALIASES = {
     "SIZE": "CARDINALITY",
     "ARRAY_AGG": "COLLECT_LIST",
     "LIST": "COLLECT_LIST",
+    "STDDEV_SAMPLE": "STDDEV_SAMP",  # ksqlDB 0.25's name for the standard deviation
+    "VAR_SAMP": "VARIANCE",
+    "CORR": "CORRELATION",
 }
 
 
@@ -319,6 +339,44 @@ def _comparable(args: Sequence[SqlType]) -> str | None:
     return None
 
 
+def _primitive(args: Sequence[SqlType]) -> str | None:
+    if args and args[0].kind in _NESTED:
+        return f"argument 1 must be a primitive value, got {args[0]}"
+    return None
+
+
+def _rankable(args: Sequence[SqlType]) -> str | None:
+    """TOPK(x, k): x a number, string or time (ksqlDB's TOPK types), k an integer."""
+    value = args[0]
+    rankable = value.is_numeric or value.is_temporal or value.kind is TypeKind.VARCHAR
+    if not (value.is_null or rankable):
+        return f"argument 1 must be a number, string or time, got {value}"
+    return _each(ANYTHING, INTEGRAL)(args)
+
+
+BOOLEAN = (lambda x: x.kind is TypeKind.BOOLEAN, "a boolean")
+
+
+def _by_offset_check(args: Sequence[SqlType]) -> str | None:
+    """EARLIEST_BY_OFFSET(x [, ignore_nulls]) or (x, n [, ignore_nulls])."""
+    if len(args) == 3:
+        return _each(ANYTHING, INTEGRAL, BOOLEAN)(args)
+    if len(args) == 2 and not (args[1].is_null or _is_integer(args[1])):
+        return _each(ANYTHING, BOOLEAN)(args)
+    return None
+
+
+def _by_offset_result(args: Sequence[SqlType]) -> SqlType:
+    """One value, or an ARRAY of the first or last n when a count is given."""
+    return t.array(args[0]) if len(args) > 1 and _is_integer(args[1]) else args[0]
+
+
+def _array_of_first(args: Sequence[SqlType]) -> SqlType:
+    return t.array(args[0])
+
+
+_double = _fixed(t.DOUBLE)
+
 AGGREGATES: dict[str, Signature] = {
     s.name: s
     for s in [
@@ -327,11 +385,31 @@ AGGREGATES: dict[str, Signature] = {
         Signature("AVG", 1, 1, _all(*NUMBER), _avg_result, aggregate=True),
         Signature("MIN", 1, 1, _comparable, _first, aggregate=True),
         Signature("MAX", 1, 1, _comparable, _first, aggregate=True),
-        Signature("COLLECT_LIST", 1, 1, _any, lambda a: t.array(a[0]), aggregate=True),
-        Signature("COLLECT_SET", 1, 1, _any, lambda a: t.array(a[0]), aggregate=True),
-        Signature("EARLIEST_BY_OFFSET", 1, 1, _any, _first, aggregate=True),
-        Signature("LATEST_BY_OFFSET", 1, 1, _any, _first, aggregate=True),
+        Signature("COLLECT_LIST", 1, 1, _any, _array_of_first, aggregate=True),
+        Signature("COLLECT_SET", 1, 1, _any, _array_of_first, aggregate=True),
+        Signature("EARLIEST_BY_OFFSET", 1, 3, _by_offset_check, _by_offset_result, aggregate=True),
+        Signature("LATEST_BY_OFFSET", 1, 3, _by_offset_check, _by_offset_result, aggregate=True),
+        Signature("COUNT_DISTINCT", 1, 1, _primitive, _fixed(t.BIGINT), aggregate=True),
+        Signature("TOPK", 2, 2, _rankable, _array_of_first, aggregate=True),
+        Signature("TOPKDISTINCT", 2, 2, _rankable, _array_of_first, aggregate=True),
+        Signature(
+            "HISTOGRAM", 1, 1, _all(*STRING), _fixed(t.map_of(t.VARCHAR, t.BIGINT)), aggregate=True
+        ),
+        Signature("STDDEV_SAMP", 1, 1, _all(*NUMBER), _double, aggregate=True),
+        Signature("STDDEV_POP", 1, 1, _all(*NUMBER), _double, aggregate=True),
+        Signature("VARIANCE", 1, 1, _all(*NUMBER), _double, aggregate=True),
+        Signature("CORRELATION", 2, 2, _all(*NUMBER), _double, aggregate=True),
+        Signature("ATTR", 1, 1, _any, _first, aggregate=True),
     ]
+}
+
+# Aggregate arguments from this position on are constants (TOPK's k, the n and ignoreNulls
+# of EARLIEST_BY_OFFSET): literals, read once when the query starts, as ksqlDB requires.
+CONSTANT_ARGUMENTS_FROM = {
+    "TOPK": 1,
+    "TOPKDISTINCT": 1,
+    "EARLIEST_BY_OFFSET": 1,
+    "LATEST_BY_OFFSET": 1,
 }
 
 

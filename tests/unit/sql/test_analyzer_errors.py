@@ -218,6 +218,72 @@ CASES: list[tuple[str, str, str]] = [
         "E407",
     ),
     # syntax
+    (
+        "topk-of-a-struct",
+        "SELECT §TOPK(address, 2) AS t FROM orders GROUP BY customer_id",
+        "E203",
+    ),
+    (
+        "topk-count-not-an-integer",
+        "SELECT §TOPK(amount, 'x') AS t FROM orders GROUP BY customer_id",
+        "E203",
+    ),
+    (
+        "topk-count-a-column",
+        "SELECT TOPK(amount, §order_id) AS t FROM orders GROUP BY customer_id",
+        "E204",
+    ),
+    (
+        "topkdistinct-count-zero",
+        "SELECT TOPKDISTINCT(amount, §0) AS t FROM orders GROUP BY customer_id",
+        "E204",
+    ),
+    (
+        "histogram-of-a-number",
+        "SELECT §HISTOGRAM(amount) AS h FROM orders GROUP BY customer_id",
+        "E203",
+    ),
+    (
+        "stddev-of-a-string",
+        "SELECT §STDDEV_SAMP(status) AS s FROM orders GROUP BY customer_id",
+        "E203",
+    ),
+    (
+        "variance-of-a-string",
+        "SELECT §VARIANCE(status) AS s FROM orders GROUP BY customer_id",
+        "E203",
+    ),
+    (
+        "correlation-with-a-string",
+        "SELECT §CORRELATION(amount, status) AS c FROM orders GROUP BY customer_id",
+        "E203",
+    ),
+    (
+        "correlation-of-one-column",
+        "SELECT §CORRELATION(amount) AS c FROM orders GROUP BY customer_id",
+        "E202",
+    ),
+    (
+        "count-distinct-of-an-array",
+        "SELECT §COUNT_DISTINCT(tags) AS n FROM orders GROUP BY customer_id",
+        "E203",
+    ),
+    (
+        "earliest-n-flag-not-boolean",
+        "SELECT §EARLIEST_BY_OFFSET(amount, 2, 'yes') AS e FROM orders GROUP BY customer_id",
+        "E203",
+    ),
+    (
+        "latest-flag-an-expression",
+        "SELECT LATEST_BY_OFFSET(status, §status = 'x') AS l FROM orders GROUP BY customer_id",
+        "E204",
+    ),
+    (
+        "lambda-body-reads-a-non-grouped-column",
+        "SELECT customer_id, TRANSFORM(COLLECT_LIST(amount), x => x + §order_id) AS t"
+        " FROM orders GROUP BY customer_id",
+        "E301",
+    ),
     ("missing-from-target", "SELECT order_id FROM §WHERE amount > 1", "E001"),
     ("unclosed-with", "CREATE STREAM s2 (a INT) WITH (kafka_topic=§'x'", "E001"),
     ("emit-sometimes", "SELECT order_id FROM orders EMIT §SOMETIMES", "E001"),

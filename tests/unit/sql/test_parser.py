@@ -288,6 +288,12 @@ EXTRA: dict[str, str] = {
     ),
     "create_function_flink_order": ("CREATE FUNCTION f() AS 'm:c' LANGUAGE python RETURNS VARCHAR"),
     "transient_query": "SELECT * FROM orders WHERE status = 'NEW' EMIT CHANGES LIMIT 3",
+    "ksql_lambdas_and_constructors": (
+        "SELECT TRANSFORM(tags, x => UPPER(x)), FILTER(props, (k, v) => v > 1), "
+        "REDUCE(tags, '', (s, x) => s || x), TRANSFORM(props, (k, v) => k, (k, v) => v + 1), "
+        "ARRAY[1, 2], MAP('a' := 1, 'b' := 2, 'c' := 3), STRUCT(n := 1, s := 'x') "
+        "FROM pageviews EMIT CHANGES"
+    ),
 }
 
 ALL_STATEMENTS = {**DESIGN_DOC, **EXTRA}
