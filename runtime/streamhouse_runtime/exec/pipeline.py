@@ -56,6 +56,7 @@ from streamhouse_runtime.plan.nodes import (
 )
 from streamhouse_runtime.sql import bound
 from streamhouse_runtime.sql.catalog import Column, Format
+from streamhouse_runtime.sql.compatibility import Compatibility
 from streamhouse_runtime.sql.query import WindowKind
 from streamhouse_runtime.state.backend import StateBackend
 
@@ -171,6 +172,7 @@ class StageSettings:
     # What the output and dead-letter topics accept (read from the broker at start).
     output_limits: TopicLimits = DEFAULT_LIMITS
     dead_letter_limits: TopicLimits = DEFAULT_LIMITS
+    compatibility: Compatibility = Compatibility.DEFAULT  # the program's (sql/compatibility.py)
 
 
 @dataclass
@@ -357,6 +359,7 @@ class StageExecutor:
                 self.backend,
                 self.store,
                 self.settings.cache_entries,
+                latest_input_time=self.settings.compatibility is Compatibility.KSQLDB,
             )
         elif isinstance(node, Aggregate):
             arguments = [
@@ -370,6 +373,7 @@ class StageExecutor:
                 self.backend,
                 self.store,
                 self.settings.cache_entries,
+                latest_input_time=self.settings.compatibility is Compatibility.KSQLDB,
             )
 
     def _output(
@@ -396,6 +400,10 @@ class StageExecutor:
         if not isinstance(output, Sink):
             raise ValueError("a stage must end in a repartition or a sink")
         columns = _columns(output.schema)
+        if self.settings.compatibility is Compatibility.KSQLDB:
+            # ksqlDB writes key columns to the key alone, not again in the value.
+            keys = set(output.schema.key)
+            columns = [Column(c.name, c.type, key=c.name in keys) for c in columns]
         key_columns: list[Column] = []
         if spec.stateful is not None and not isinstance(spec.stateful, Distinct):
             key_columns = result_key_columns(spec.stateful)
@@ -661,6 +669,9 @@ class StageExecutor:
             return inner
         start, end = emitted.window
         if self.session_windows:
+            if self.settings.compatibility is Compatibility.KSQLDB:
+                # Kafka Streams' SessionWindowedSerializer: the key, then end, then start.
+                return (inner or b"") + _WINDOW_BOUNDS.pack(end, start)
             return (inner or b"") + _WINDOW_BOUNDS.pack(start, end)
         return (inner or b"") + _WINDOW_START.pack(start)
 

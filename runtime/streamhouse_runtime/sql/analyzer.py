@@ -7,6 +7,7 @@ all call, builds on it: what that accepts, the runtime can run.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import NoReturn
@@ -34,6 +35,7 @@ from streamhouse_runtime.sql.catalog import (
     Source,
     SourceKind,
 )
+from streamhouse_runtime.sql.compatibility import Compatibility, upper_case_unquoted
 from streamhouse_runtime.sql.ddl import (
     UnsupportedType,
     check_topic,
@@ -120,8 +122,15 @@ class _Stop(Exception):
         self.error = error
 
 
-def analyze(text: str, shared: Mapping[str, Source] | None = None) -> Program:
+def analyze(
+    text: str,
+    shared: Mapping[str, Source] | None = None,
+    compatibility: Compatibility = Compatibility.DEFAULT,
+) -> Program:
     """Parse and check every statement; raise SqlValidationError listing every problem.
+
+    `compatibility` picks whose naming and output conventions the program follows
+    (`sql/compatibility.py`); it is kept on the program for the executors.
 
     `shared` is the namespace's catalog (StreamSource declarations, by lower-case name):
     names the text reads but does not declare resolve against it, and a declaration in the
@@ -141,7 +150,9 @@ def analyze(text: str, shared: Mapping[str, Source] | None = None) -> Program:
     except (TokenError, ValueError) as error:
         message = str(error).splitlines()[0] if str(error) else type(error).__name__
         raise SqlValidationError([SqlError(ErrorCode.SYNTAX, message, 1, 1)]) from None
-    analyzer = _ProgramAnalyzer(text, shared)
+    if compatibility is Compatibility.KSQLDB:
+        upper_case_unquoted(statements)
+    analyzer = _ProgramAnalyzer(text, shared, compatibility)
     # Long operator chains (a + a + ... or NOT NOT ...) nest without parentheses.
     problem = check_trees(statements, analyzer.locator)
     if problem is not None:
@@ -185,8 +196,14 @@ def _end(text: str) -> tuple[int, int]:
 
 
 class _ProgramAnalyzer:
-    def __init__(self, text: str, shared: Mapping[str, Source] | None = None) -> None:
+    def __init__(
+        self,
+        text: str,
+        shared: Mapping[str, Source] | None = None,
+        compatibility: Compatibility = Compatibility.DEFAULT,
+    ) -> None:
         self.text = text
+        self.compatibility = compatibility
         self.locator = Locator(text)
         self.catalog = Catalog() if not shared else SharedCatalog(dict(shared))
 
@@ -206,7 +223,7 @@ class _ProgramAnalyzer:
             errors.append(SqlError(ErrorCode.EMPTY_INPUT, "no SQL statement found", 1, 1))
         if errors:
             raise SqlValidationError(errors)
-        return Program(self.text, self.catalog, analyzed)
+        return Program(self.text, self.catalog, analyzed, self.compatibility)
 
     # -- statements ------------------------------------------------------------------------
 
@@ -434,6 +451,44 @@ class _WindowRef:
 
     spec: WindowSpec
     node: exp.Expr
+
+
+_NUMBERED_NAME = re.compile(r"(.*?)(?:_(\d+))?", re.DOTALL)
+
+
+class _KsqldbNames:
+    """ksqlDB's names for unaliased SELECT expressions (its `ColumnNames` alias generator):
+    `KSQL_COL_0`, `KSQL_COL_1`, ... in SELECT order, skipping any number a source column
+    already uses (`KSQL_COL_3` in a source); a struct field access `s->f` is named after the
+    field (`F`, then `F_1`, ...). Column references keep their own name."""
+
+    def __init__(self, source_columns: list[str]) -> None:
+        self.used: dict[str, set[int]] = {}
+        for column in source_columns:
+            stem, number = self._split(column)
+            self.used.setdefault(stem, set()).add(number)
+        self.next: dict[str, int] = {}
+
+    @staticmethod
+    def _split(name: str) -> tuple[str, int]:
+        match = _NUMBERED_NAME.fullmatch(name)
+        assert match is not None  # the pattern matches any text
+        return match.group(1), int(match.group(2)) if match.group(2) else 0
+
+    def _next(self, stem: str, drop_zero: bool) -> str:
+        used = self.used.get(stem, set())
+        number = self.next.get(stem, 0)
+        while number in used:
+            number += 1
+        self.next[stem] = number + 1
+        return stem if number == 0 and drop_zero else f"{stem}_{number}"
+
+    def name_for(self, node: exp.Expr) -> str:
+        if isinstance(node, nodes.FieldAccess):
+            field = node.expression
+            text = field.name if isinstance(field, exp.Expr) else str(field)
+            return self._next(self._split(text)[0], drop_zero=True)
+        return self._next("KSQL_COL", drop_zero=False)
 
 
 class _QueryAnalyzer:
@@ -938,6 +993,7 @@ class _QueryAnalyzer:
     def _expand(self, select: exp.Select) -> list[tuple[str, exp.Expr, bound.Expr | None]]:
         """Select items as (output name, node, pre-bound expr for * expansions)."""
         items: list[tuple[str, exp.Expr, bound.Expr | None]] = []
+        ksqldb_names = self._ksqldb_names()
         for index, item in enumerate(select.expressions, 1):
             star_of = None
             if isinstance(item, exp.Star):
@@ -978,8 +1034,15 @@ class _QueryAnalyzer:
                 name = item.alias
             elif not isinstance(item, exp.Column):
                 name = item.alias_or_name if isinstance(item, exp.Alias) else f"column_{index}"
+                if ksqldb_names is not None:
+                    name = ksqldb_names.name_for(item)
             items.append((name, item.this if isinstance(item, exp.Alias) else item, None))
         return items
+
+    def _ksqldb_names(self) -> _KsqldbNames | None:
+        if self.program.compatibility is not Compatibility.KSQLDB:
+            return None
+        return _KsqldbNames([f.column for r in self.relations for f in r.fields])
 
     def _projection(self, select: exp.Select, over_items: dict[str, exp.Window]) -> None:
         over_fields: dict[int, str] = {}

@@ -33,6 +33,7 @@ from streamhouse_runtime.plan.planner import plan_statement
 from streamhouse_runtime.program import load_udfs
 from streamhouse_runtime.sql.analyzer import analyze
 from streamhouse_runtime.sql.catalog import Column, Format, Source
+from streamhouse_runtime.sql.compatibility import Compatibility, parse_compatibility
 from streamhouse_runtime.sql.errors import SqlValidationError
 from streamhouse_runtime.sql.query import AnalyzedStatement, Program, WindowKind
 from streamhouse_runtime.state.backend import MemoryStateBackend
@@ -153,6 +154,7 @@ class OfflineRun:
                 dead_letter_topic=DEAD_LETTER_TOPIC,
                 error_policy=ErrorPolicy.DEAD_LETTER,
                 udfs=self.udfs,
+                compatibility=self.program.compatibility,
             )
             backend = MemoryStateBackend()
             for spec in stages:
@@ -217,6 +219,8 @@ class OfflineRun:
         if isinstance(stateful, WindowAggregate) and key_bytes is not None:
             if stateful.window.kind is WindowKind.SESSION:
                 start, end = struct.unpack(">qq", key_bytes[-16:])
+                if self.program.compatibility is Compatibility.KSQLDB:
+                    end, start = start, end  # Kafka Streams writes the end first
                 key_bytes = key_bytes[:-16]
             else:
                 (start,) = struct.unpack(">q", key_bytes[-8:])
@@ -286,6 +290,18 @@ def read_statements(path: Path) -> str:
     return text
 
 
+def _compatibility(args: argparse.Namespace) -> Compatibility:
+    """`--compatibility`, else a StreamQuery manifest's spec.compatibility, else the default."""
+    chosen = getattr(args, "compatibility", None)
+    path = Path(args.statements)
+    if chosen is None and path.suffix in (".yaml", ".yml"):
+        import yaml
+
+        spec = (yaml.safe_load(path.read_text()) or {}).get("spec") or {}
+        chosen = spec.get("compatibility")
+    return parse_compatibility(chosen)
+
+
 def _read_json(path: str, field: str, exact: bool = False) -> list[dict[str, Any]]:
     """The `field` list of a test file, or a ValueError that says what is wrong with it
     (`exact`: numbers with a fraction read as Decimal)."""
@@ -304,7 +320,7 @@ def _read_json(path: str, field: str, exact: bool = False) -> list[dict[str, Any
     return records
 
 
-def _with_catalog(sql: str, args: argparse.Namespace) -> str:
+def _with_catalog(sql: str, args: argparse.Namespace, mode: Compatibility) -> str:
     """The SQL with the catalog declarations it uses in front (what a pod would run)."""
     paths = getattr(args, "catalog", None)
     if not paths:
@@ -312,13 +328,16 @@ def _with_catalog(sql: str, args: argparse.Namespace) -> str:
     from streamhouse_runtime.sql.declarations import catalog_of, load_catalog, prelude
 
     shared = catalog_of(load_catalog(Path(p) for p in paths))
-    return prelude(shared, analyze(sql, shared).catalog.shared_used) + sql
+    return prelude(shared, analyze(sql, shared, mode).catalog.shared_used) + sql
 
 
 def run_test(args: argparse.Namespace) -> int:
     """Entry point of `streamhouse test`."""
     try:
-        program = analyze(_with_catalog(read_statements(Path(args.statements)), args))
+        mode = _compatibility(args)
+        program = analyze(
+            _with_catalog(read_statements(Path(args.statements)), args, mode), None, mode
+        )
         if not program.persistent_queries:
             print(f"{args.statements}: no persistent query to test", file=sys.stderr)
             return 1

@@ -1,0 +1,358 @@
+"""The ksqlDB compatibility mode (`--compatibility ksqldb`, `spec.compatibility: ksqldb`):
+ksqlDB's names, keys, timestamps, emission and windowed keys, through the offline runner and
+`streamhouse test`; and the mode reaching the CLI, the StreamQuery model and the pods."""
+
+from __future__ import annotations
+
+import json
+import struct
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from streamhouse_operator.handlers.admission import problem
+from streamhouse_operator.models import streamquery as model
+from streamhouse_runtime.cli import main
+from streamhouse_runtime.config import load_config
+from streamhouse_runtime.sql.analyzer import analyze
+from streamhouse_runtime.sql.compatibility import Compatibility
+from streamhouse_runtime.testing.runner import OfflineRun
+from tests.unit.operator.spec_cases import BASE_SPEC
+from tests.unit.operator.test_builders import context, env
+
+pytestmark = pytest.mark.unit
+
+KSQLDB = Compatibility.KSQLDB
+DDL = (
+    "CREATE STREAM s (k VARCHAR KEY, v BIGINT, `Mixed` INT, st STRUCT<f INT>) "
+    "WITH (kafka_topic = 's', value_format = 'JSON');\n"
+)
+
+
+def _run(
+    sql: str, inputs: list[dict[str, Any]], mode: Compatibility = KSQLDB
+) -> list[dict[str, Any]]:
+    run = OfflineRun(analyze(sql, compatibility=mode))
+    run.feed(inputs)
+    run.run()
+    return [o for o in run.outputs() if o["topic"] != "s"]
+
+
+def _row(key: str | None, timestamp: int, **value: Any) -> dict[str, Any]:
+    return {"topic": "s", "key": key, "value": value, "timestamp": timestamp}
+
+
+# --- names ---------------------------------------------------------------------------------
+
+
+def test_unquoted_names_are_upper_cased_and_quoted_ones_keep_their_case() -> None:
+    sql = DDL + "CREATE STREAM out AS SELECT k, v AS total, `Mixed`, v AS `lower` FROM s;"
+    (statement,) = analyze(sql, compatibility=KSQLDB).persistent_queries
+    assert statement.sink is not None
+    assert [c.name for c in statement.sink.columns] == ["K", "TOTAL", "Mixed", "lower"]
+    assert statement.sink.topic == "OUT"  # ksqlDB's default topic: the (upper-cased) name
+
+
+def test_default_mode_keeps_names_as_written() -> None:
+    program = analyze(DDL + "CREATE STREAM out AS SELECT k, v AS total, v + 1 FROM s;")
+    (statement,) = program.persistent_queries
+    assert statement.sink is not None
+    assert [c.name for c in statement.sink.columns] == ["k", "total", "column_3"]
+    assert statement.sink.topic == "out"
+
+
+def test_unnamed_expressions_are_ksql_col_n_in_select_order() -> None:
+    sql = DDL + "CREATE TABLE t AS SELECT k, COUNT(*), SUM(v) AS total, SUM(v), LCASE(k) FROM s "
+    sql += "GROUP BY k;"
+    (statement,) = analyze(sql, compatibility=KSQLDB).persistent_queries
+    assert statement.sink is not None
+    names = [c.name for c in statement.sink.columns]
+    assert names == ["K", "KSQL_COL_0", "TOTAL", "KSQL_COL_1", "KSQL_COL_2"]
+
+
+def test_ksql_col_numbers_skip_those_a_source_column_uses() -> None:
+    sql = (
+        "CREATE STREAM s (k VARCHAR KEY, ksql_col_0 BIGINT, ksql_col_2 BIGINT) "
+        "WITH (kafka_topic = 's', value_format = 'JSON');\n"
+        "CREATE STREAM out AS SELECT k, ksql_col_0 + 1, ksql_col_2 * 2, 5 FROM s;"
+    )
+    (statement,) = analyze(sql, compatibility=KSQLDB).persistent_queries
+    assert statement.sink is not None
+    assert [c.name for c in statement.sink.columns] == [
+        "K",
+        "KSQL_COL_1",
+        "KSQL_COL_3",
+        "KSQL_COL_4",
+    ]
+
+
+def test_a_struct_field_access_is_named_after_the_field() -> None:
+    sql = DDL + "CREATE STREAM out AS SELECT k, st->f, st->f, v + 1 FROM s;"
+    (statement,) = analyze(sql, compatibility=KSQLDB).persistent_queries
+    assert statement.sink is not None
+    assert [c.name for c in statement.sink.columns] == ["K", "F", "F_1", "KSQL_COL_0"]
+
+
+# --- keys ----------------------------------------------------------------------------------
+
+
+def test_group_by_key_is_not_repeated_in_the_value() -> None:
+    sql = DDL + "CREATE TABLE t AS SELECT k, COUNT(*) AS n, SUM(v) FROM s GROUP BY k;"
+    inputs = [_row("a", 1, v=1), _row("a", 2, v=2)]
+    outputs = _run(sql, inputs)
+    assert [(o["topic"], o["key"], o["value"]) for o in outputs] == [
+        ("T", "a", {"N": 1, "KSQL_COL_0": 1}),
+        ("T", "a", {"N": 2, "KSQL_COL_0": 3}),
+    ]
+    default = _run(sql, inputs, Compatibility.DEFAULT)
+    assert default[0]["value"] == {"k": "a", "n": 1, "column_3": 1}
+
+
+def test_key_columns_of_a_projection_and_of_partition_by_stay_in_the_key() -> None:
+    projection = DDL + "CREATE STREAM p AS SELECT * FROM s;"
+    (record,) = _run(projection, [_row("a", 1, v=1, Mixed=2)])
+    assert record["key"] == "a"
+    assert record["value"] == {"V": 1, "Mixed": 2, "ST": None}
+    rekeyed = DDL + "CREATE STREAM r AS SELECT k, v FROM s PARTITION BY v;"
+    run = OfflineRun(analyze(rekeyed, compatibility=KSQLDB))
+    run.feed([_row("a", 1, v=42)])
+    run.run()
+    (written,) = run.topics["R"]
+    assert struct.unpack(">q", written.key or b"") == (42,)
+    assert json.loads(written.value or b"null") == {"K": "a"}
+
+
+def test_records_with_a_null_group_key_are_dropped() -> None:
+    sql = DDL + "CREATE TABLE t AS SELECT v, COUNT(*) FROM s GROUP BY v;"
+    outputs = _run(sql, [_row("a", 1, v=None), _row("a", 2, v=7)])
+    assert [(o["key"], o["value"]) for o in outputs] == [(7, {"KSQL_COL_0": 1})]
+
+
+# --- the mode on the command line, in the StreamQuery and in the pod -------------------------
+
+
+def _files(tmp_path: Path, sql: str, inputs: list[dict[str, Any]], outputs: Any) -> list[str]:
+    (tmp_path / "q.sql").write_text(sql)
+    (tmp_path / "in.json").write_text(json.dumps({"inputs": inputs}))
+    (tmp_path / "out.json").write_text(json.dumps({"outputs": outputs}))
+    return [
+        *("-s", str(tmp_path / "q.sql")),
+        *("-i", str(tmp_path / "in.json")),
+        *("-o", str(tmp_path / "out.json")),
+    ]
+
+
+def test_streamhouse_test_takes_the_mode(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    sql = DDL + "CREATE TABLE t AS SELECT k, COUNT(*) FROM s GROUP BY k;"
+    expected = [{"topic": "T", "key": "a", "value": {"KSQL_COL_0": 1}}]
+    args = ["test", *_files(tmp_path, sql, [_row("a", 1, v=1)], expected)]
+    assert main([*args, "--compatibility", "ksqldb"]) == 0
+    assert "PASSED" in capsys.readouterr().out
+    assert main(args) == 1  # the default names the topic, key and count otherwise
+    assert "FAILED" in capsys.readouterr().out
+
+
+def test_streamhouse_test_reads_the_mode_from_a_manifest(tmp_path: Path) -> None:
+    sql = DDL + "CREATE TABLE t AS SELECT k, COUNT(*) FROM s GROUP BY k;"
+    args = _files(tmp_path, sql, [_row("a", 1, v=1)], [{"topic": "T", "key": "a"}])
+    manifest = {"kind": "StreamQuery", "spec": {**BASE_SPEC, "sql": sql, "compatibility": "ksqldb"}}
+    (tmp_path / "q.yaml").write_text(yaml.safe_dump(manifest))
+    args[1] = str(tmp_path / "q.yaml")
+    assert main(["test", *args]) == 0
+
+
+def test_validate_and_explain_take_the_mode(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "q.sql"
+    path.write_text(DDL + "CREATE STREAM out AS SELECT k, v + 1 FROM s;")
+    assert main(["validate", "--compatibility", "ksqldb", str(path)]) == 0
+    assert main(["explain", "--compatibility", "ksqldb", str(path)]) == 0
+    assert "KSQL_COL_0" in capsys.readouterr().out
+    assert main(["explain", str(path)]) == 0
+    assert "KSQL_COL_0" not in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        main(["validate", "--compatibility", "flink", str(path)])
+
+
+def test_the_streamquery_field_defaults_to_today_and_accepts_ksqldb() -> None:
+    assert model.StreamQuerySpec.model_validate(BASE_SPEC).compatibility is Compatibility.DEFAULT
+    spec = model.StreamQuerySpec.model_validate({**BASE_SPEC, "compatibility": "ksqldb"})
+    assert spec.compatibility is KSQLDB
+    refused = problem({**BASE_SPEC, "compatibility": "flink"})
+    assert refused is not None and refused.startswith("spec.compatibility")
+
+
+def test_admission_validates_under_the_mode(monkeypatch: pytest.MonkeyPatch) -> None:
+    from streamhouse_operator.handlers import admission
+    from streamhouse_runtime.program import load_single_query as real
+
+    seen: list[object] = []
+
+    def spy(*args: Any, **kwargs: Any) -> Any:
+        seen.append(kwargs.get("compatibility"))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(admission, "load_single_query", spy)
+    spec = {**BASE_SPEC, "sql": DDL + "CREATE STREAM out AS SELECT k, v + 1 FROM s;"}
+    assert problem({**spec, "compatibility": "ksqldb"}) is None
+    assert problem(spec) is None
+    assert seen == [KSQLDB, Compatibility.DEFAULT]
+
+
+def test_the_pods_get_the_mode_in_their_environment() -> None:
+    assert "STREAMHOUSE_COMPATIBILITY" not in env(context())  # unchanged pod template
+    variables = env(context(compatibility="ksqldb"))
+    assert variables["STREAMHOUSE_COMPATIBILITY"] == "ksqldb"
+    config = load_config(None, {"STREAMHOUSE_COMPATIBILITY": "ksqldb"})
+    assert config.compatibility == "ksqldb"
+
+
+# --- timestamps and emission ---------------------------------------------------------------
+
+WINDOWED = (
+    "CREATE STREAM s (k VARCHAR KEY, v BIGINT) WITH (kafka_topic = 's', value_format = 'JSON');\n"
+)
+
+
+def test_an_unwindowed_aggregate_carries_the_largest_input_timestamp() -> None:
+    sql = WINDOWED + "CREATE TABLE t AS SELECT k, COUNT(*) AS n FROM s GROUP BY k;"
+    inputs = [_row("a", 5_000, v=1), _row("a", 3_000, v=1), _row("b", 1_000, v=1)]
+    outputs = _run(sql, inputs)
+    assert [(o["key"], o["value"]["N"], o["timestamp"]) for o in outputs] == [
+        ("a", 1, 5_000),
+        ("a", 2, 5_000),  # not the late record's 3000
+        ("b", 1, 1_000),
+    ]
+    default = _run(sql, inputs, Compatibility.DEFAULT)
+    assert [o["timestamp"] for o in default] == [5_000, 3_000, 1_000]
+
+
+def test_a_windowed_aggregate_carries_the_largest_input_timestamp_not_the_window_end() -> None:
+    sql = WINDOWED + (
+        "CREATE TABLE t AS SELECT k, COUNT(*) AS n FROM s "
+        "WINDOW TUMBLING (SIZE 1 MINUTE) GROUP BY k EMIT CHANGES;"
+    )
+    inputs = [_row("a", 2_000, v=1), _row("a", 1_000, v=1), _row("a", 61_000, v=1)]
+    outputs = _run(sql, inputs)
+    assert [(o["value"]["N"], o["timestamp"], o["window"]) for o in outputs] == [
+        (1, 2_000, {"start": 0, "end": 60_000}),
+        (2, 2_000, {"start": 0, "end": 60_000}),
+        (1, 61_000, {"start": 60_000, "end": 120_000}),
+    ]
+    default = _run(sql, inputs, Compatibility.DEFAULT)
+    assert [o["timestamp"] for o in default] == [59_999, 59_999, 119_999]
+
+
+def test_hopping_windows_each_carry_their_own_latest_input() -> None:
+    sql = WINDOWED + (
+        "CREATE TABLE t AS SELECT k, COUNT(*) AS n FROM s "
+        "WINDOW HOPPING (SIZE 20 SECONDS, ADVANCE BY 10 SECONDS) GROUP BY k;"
+    )
+    outputs = _run(sql, [_row("a", 15_000, v=1), _row("a", 12_000, v=1)])
+    assert [(o["window"]["start"], o["value"]["N"], o["timestamp"]) for o in outputs] == [
+        (0, 1, 15_000),
+        (10_000, 1, 15_000),
+        (0, 2, 15_000),
+        (10_000, 2, 15_000),
+    ]
+
+
+def test_emit_changes_emits_one_update_per_input_record_in_input_order() -> None:
+    sql = WINDOWED + (
+        "CREATE TABLE t AS SELECT k, SUM(v) AS total FROM s "
+        "WINDOW TUMBLING (SIZE 1 MINUTE) GROUP BY k EMIT CHANGES;"
+    )
+    inputs = [_row("a", 1, v=1), _row("b", 2, v=10), _row("a", 3, v=2), _row("b", 4, v=20)]
+    outputs = _run(sql, inputs)
+    assert [(o["key"], o["value"]["TOTAL"]) for o in outputs] == [
+        ("a", 1),
+        ("b", 10),
+        ("a", 3),
+        ("b", 30),
+    ]
+
+
+def test_a_session_merge_emits_a_tombstone_per_merged_session_then_the_new_one() -> None:
+    sql = WINDOWED + (
+        "CREATE TABLE t AS SELECT k, COUNT(*) AS n FROM s WINDOW SESSION (60 SECONDS) GROUP BY k;"
+    )
+    inputs = [_row("a", 0, v=1), _row("a", 100_000, v=1), _row("a", 50_000, v=1)]
+    outputs = _run(sql, inputs)
+    shown = [
+        (o["window"]["start"], o["window"]["end"], o["value"] and o["value"]["N"], o["timestamp"])
+        for o in outputs
+    ]
+    assert shown == [
+        (0, 0, 1, 0),
+        (100_000, 100_000, 1, 100_000),
+        (0, 0, None, 0),  # the merged sessions' tombstones, each stamped with its end
+        (100_000, 100_000, None, 100_000),
+        (0, 100_000, 3, 100_000),
+    ]
+
+
+# --- windowed keys -------------------------------------------------------------------------
+
+
+def _keys(sql: str, inputs: list[dict[str, Any]]) -> list[bytes]:
+    run = OfflineRun(analyze(sql, compatibility=KSQLDB))
+    run.feed(inputs)
+    run.run()
+    return [r.key or b"" for r in run.topics["T"]]
+
+
+@pytest.mark.parametrize(
+    ("key_format", "key_type", "key", "inner"),
+    [
+        ("KAFKA", "VARCHAR", "a", b"a"),
+        ("KAFKA", "INT", 7, struct.pack(">i", 7)),
+        ("KAFKA", "BIGINT", 7, struct.pack(">q", 7)),
+        ("JSON", "VARCHAR", "a", b'"a"'),
+        ("JSON", "INT", 7, b"7"),
+        ("DELIMITED", "VARCHAR", "a", b"a"),
+    ],
+)
+def test_time_windowed_keys_are_the_key_then_the_window_start(
+    key_format: str, key_type: str, key: object, inner: bytes
+) -> None:
+    sql = (
+        f"CREATE STREAM s (k {key_type} KEY, v BIGINT) WITH (kafka_topic = 's', "
+        f"value_format = 'JSON', key_format = '{key_format}');\n"
+        "CREATE TABLE t AS SELECT k, COUNT(*) FROM s WINDOW TUMBLING (SIZE 1 MINUTE) GROUP BY k;"
+    )
+    (written,) = _keys(sql, [_row(key, 61_000, v=1)])  # type: ignore[arg-type]
+    assert written == inner + struct.pack(">q", 60_000)
+
+
+@pytest.mark.parametrize(("key_format", "inner"), [("KAFKA", b"a"), ("JSON", b'"a"')])
+def test_session_windowed_keys_are_the_key_then_the_end_then_the_start(
+    key_format: str, inner: bytes
+) -> None:
+    sql = (
+        "CREATE STREAM s (k VARCHAR KEY, v BIGINT) WITH (kafka_topic = 's', "
+        f"value_format = 'JSON', key_format = '{key_format}');\n"
+        "CREATE TABLE t AS SELECT k, COUNT(*) FROM s WINDOW SESSION (60 SECONDS) GROUP BY k;"
+    )
+    written = _keys(sql, [_row("a", 1_000, v=1), _row("a", 5_000, v=1)])
+    assert written == [
+        inner + struct.pack(">qq", 1_000, 1_000),  # [1000, 1000]: end, then start
+        inner + struct.pack(">qq", 1_000, 1_000),  # its tombstone: the same key
+        inner + struct.pack(">qq", 5_000, 1_000),  # the merged session [1000, 5000]
+    ]
+
+
+def test_a_merged_session_tombstone_has_its_result_key_in_every_mode() -> None:
+    sql = WINDOWED + (
+        "CREATE TABLE t AS SELECT k, COUNT(*) FROM s WINDOW SESSION (60 SECONDS) GROUP BY k;"
+    )
+    run = OfflineRun(analyze(sql))
+    run.feed([_row("a", 1_000, v=1), _row("a", 5_000, v=1)])
+    run.run()
+    first, tombstone, merged = run.topics["t"]
+    assert tombstone.value is None and merged.value is not None
+    assert tombstone.key == first.key  # it deletes what was written, on a compacted topic
