@@ -43,6 +43,7 @@ from streamhouse_runtime.io.serde import (
     key_serde,
     value_serde,
 )
+from streamhouse_runtime.io.windowed_keys import WINDOW_BOUNDS, WindowedKeyDecoder
 from streamhouse_runtime.plan.nodes import (
     Aggregate,
     Distinct,
@@ -308,10 +309,11 @@ class StageExecutor:
             # Key columns (KEY / PRIMARY KEY) come from the record key alone, in every value
             # format: the value holds the other columns (ksqlDB's rule).
             keys = set(source.schema.key)
+            bounds = set(WINDOW_BOUNDS) if source.window_type is not None else set()
             columns = [
                 Column(f.name, f.type, key=f.name in keys)
                 for f in source.schema.fields
-                if f.name != ROWTIME
+                if f.name != ROWTIME and f.name not in bounds
             ]
             decode = value_serde(
                 source.value_format,
@@ -329,6 +331,13 @@ class StageExecutor:
                 if key_columns
                 else None
             )
+            if source.window_type is not None:
+                decode_key = WindowedKeyDecoder(
+                    decode_key or key_serde(source.key_format, []),
+                    source.window_type,
+                    source.window_size_ms,
+                    end_first=self.settings.compatibility is Compatibility.KSQLDB,
+                )
             return source.topic, decode, decode_key
         topic = internal_topic(
             self.settings.state_id or self.settings.query_id, spec.input.topic_suffix

@@ -88,6 +88,7 @@ from streamhouse_runtime.sql.udf_sources import (
 )
 
 ROWTIME = "ROWTIME"
+SOURCE_WINDOW_BOUNDS = ("WINDOWSTART", "WINDOWEND")  # columns of a windowed source
 SINK_PROPERTIES = {
     "kafka_topic",
     "value_format",
@@ -316,6 +317,7 @@ class _ProgramAnalyzer:
                 topic, topic_node, True, self.fail, f"the sink topic defaults to the name {name}: "
             )
         self._check_not_reading_itself(topic, query, topic_node)
+        window_type, window_size_ms = _sink_window(query)
         sink = Source(
             name=name,
             kind=kind,
@@ -330,6 +332,8 @@ class _ProgramAnalyzer:
             partitions=partitions if partitions is not None else first.partitions,
             replicas=replicas,
             derived=True,
+            window_type=window_type,
+            window_size_ms=window_size_ms,
         )
         self._register(sink, node)
         return AnalyzedStatement(StatementKind.CREATE_AS, node, line, name, query=query, sink=sink)
@@ -491,6 +495,20 @@ class _KsqldbNames:
         return self._next("KSQL_COL", drop_zero=False)
 
 
+def _sink_window(query: AnalyzedQuery) -> tuple[str | None, int | None]:
+    """A sink's windowed-key declaration: a windowed aggregation writes windowed keys, and so
+    does a query that keeps a windowed source's keys (no aggregation, no PARTITION BY), so
+    queries reading the sink see WINDOWSTART/WINDOWEND."""
+    window = query.window
+    if window is not None:
+        size = None if window.kind is WindowKind.SESSION else window.size_ms
+        return window.kind.value, size
+    first = query.relations[0].source
+    if first.window_type is not None and not query.is_aggregate and not query.partition_by:
+        return first.window_type, first.window_size_ms
+    return None, None
+
+
 class _QueryAnalyzer:
     def __init__(self, program: _ProgramAnalyzer, node: exp.Expr) -> None:
         self.program = program
@@ -631,6 +649,14 @@ class _QueryAnalyzer:
         alias = item.alias or source.name
         fields = [RelationField(c.name, c.name, c.type) for c in source.columns]
         fields.append(RelationField(ROWTIME, ROWTIME, t.TIMESTAMP))
+        if source.window_type is not None:
+            # A windowed source's bounds come from its keys (ksqlDB: BIGINT epoch ms).
+            taken = {c.name.upper() for c in source.columns}
+            fields += [
+                RelationField(name, name, t.BIGINT)
+                for name in SOURCE_WINDOW_BOUNDS
+                if name not in taken
+            ]
         return Relation(alias, source, fields)
 
     def _check_time_type(self, sql_type: t.SqlType, node: exp.Expr) -> None:
@@ -1023,6 +1049,8 @@ class _QueryAnalyzer:
                             column.column == ROWTIME or relation.window is None
                         ):
                             continue
+                        if column.field in SOURCE_WINDOW_BOUNDS:
+                            continue  # like ksqlDB: the window bounds stay in the key
                         name = column.column
                         if name.lower() in taken:
                             name = f"{relation.alias}_{column.column}"

@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import difflib
 import json
-import struct
 import sys
 from collections import defaultdict
 from dataclasses import dataclass
@@ -28,6 +27,7 @@ from streamhouse_runtime.exec.pipeline import (
 )
 from streamhouse_runtime.exec.topology import NotExecutable, result_key_columns, split_stages
 from streamhouse_runtime.io.serde import key_serde, value_serde
+from streamhouse_runtime.io.windowed_keys import split_windowed_key, windowed_key
 from streamhouse_runtime.plan.nodes import Aggregate, Sink, WindowAggregate
 from streamhouse_runtime.plan.planner import plan_statement
 from streamhouse_runtime.program import load_udfs
@@ -35,7 +35,7 @@ from streamhouse_runtime.sql.analyzer import analyze
 from streamhouse_runtime.sql.catalog import Column, Format, Source
 from streamhouse_runtime.sql.compatibility import Compatibility, parse_compatibility
 from streamhouse_runtime.sql.errors import SqlValidationError
-from streamhouse_runtime.sql.query import AnalyzedStatement, Program, WindowKind
+from streamhouse_runtime.sql.query import AnalyzedStatement, Program
 from streamhouse_runtime.state.backend import MemoryStateBackend
 
 DEAD_LETTER_TOPIC = "streamhouse-test-dlq"
@@ -114,7 +114,9 @@ class OfflineRun:
             key = item.get("key")
             self.topics[topic].append(
                 TopicRecord(
-                    self._encode_key(source, key),
+                    self._encode_key(source, key)
+                    if source.window_type is None
+                    else self._encode_windowed_key(source, key, item.get("window")),
                     self._encode_value(source, value),
                     int(item.get("timestamp", 0)),
                 )
@@ -131,6 +133,21 @@ class OfflineRun:
             return json.dumps(value, default=_json_default).encode()
         row = value if isinstance(value, dict) else {columns[0].name: value}
         return value_serde(source.value_format, columns).encode(row)
+
+    @property
+    def _end_first(self) -> bool:
+        """Session keys in Kafka Streams' layout (end, then start): the ksqlDB mode."""
+        return self.program.compatibility is Compatibility.KSQLDB
+
+    def _encode_windowed_key(self, source: Source, key: Any, window: Any) -> bytes | None:
+        """A windowed source's input key: the key, then the bounds of its `"window"`."""
+        if not isinstance(window, dict) or "start" not in window:
+            raise ValueError(f'{source.name} has windowed keys: give each input a "window"')
+        assert source.window_type is not None
+        start = int(window["start"])
+        end = int(window.get("end", start + (source.window_size_ms or 0)))
+        inner = self._encode_key(source, key)
+        return windowed_key(inner, source.window_type, start, end, self._end_first)
 
     @staticmethod
     def _encode_key(source: Source, key: Any) -> bytes | None:
@@ -216,16 +233,10 @@ class OfflineRun:
         stateful = stages[-1].stateful
         key_bytes = record.key
         window: dict[str, int] | None = None
-        if isinstance(stateful, WindowAggregate) and key_bytes is not None:
-            if stateful.window.kind is WindowKind.SESSION:
-                start, end = struct.unpack(">qq", key_bytes[-16:])
-                if self.program.compatibility is Compatibility.KSQLDB:
-                    end, start = start, end  # Kafka Streams writes the end first
-                key_bytes = key_bytes[:-16]
-            else:
-                (start,) = struct.unpack(">q", key_bytes[-8:])
-                key_bytes = key_bytes[:-8]
-                end = start + (stateful.window.size_ms or 0)
+        if sink.window_type is not None and key_bytes is not None:
+            key_bytes, start, end = split_windowed_key(
+                key_bytes, sink.window_type, sink.window_size_ms, self._end_first
+            )
             window = {"start": start, "end": end}
         key: Any = None
         key_columns = [c for c in sink.columns if c.key]

@@ -356,3 +356,97 @@ def test_a_merged_session_tombstone_has_its_result_key_in_every_mode() -> None:
     first, tombstone, merged = run.topics["t"]
     assert tombstone.value is None and merged.value is not None
     assert tombstone.key == first.key  # it deletes what was written, on a compacted topic
+
+
+# --- windowed sources ----------------------------------------------------------------------
+
+
+def _windowed_source(window: str, key_format: str = "KAFKA") -> str:
+    return (
+        "CREATE STREAM w (k VARCHAR KEY, n BIGINT) WITH (kafka_topic = 'w', "
+        f"value_format = 'JSON', key_format = '{key_format}', {window});\n"
+    )
+
+
+def _from_windowed(
+    sql: str, window: dict[str, int], mode: Compatibility = KSQLDB
+) -> list[dict[str, Any]]:
+    run = OfflineRun(analyze(sql, compatibility=mode))
+    run.feed([{"topic": "w", "key": "a", "value": {"n": 1}, "timestamp": 5, "window": window}])
+    run.run()
+    return run.outputs()
+
+
+def test_a_tumbling_windowed_source_reads_its_bounds_from_the_key() -> None:
+    sql = _windowed_source("window_type = 'TUMBLING', window_size = '30 SECONDS'")
+    sql += "CREATE STREAM o AS SELECT k, WINDOWSTART AS ws, WINDOWEND, n FROM w;"
+    run = OfflineRun(analyze(sql, compatibility=KSQLDB))
+    run.feed([{"topic": "w", "key": "a", "value": {"n": 1}, "window": {"start": 30_000}}])
+    (record,) = run.topics["w"]
+    assert record.key == b"a" + struct.pack(">q", 30_000)  # Kafka Streams' layout
+    run.run()
+    (output,) = run.outputs()
+    assert output["value"] == {"WS": 30_000, "WINDOWEND": 60_000, "N": 1}
+    # The query keeps the windowed key: its output is windowed too.
+    assert output["window"] == {"start": 30_000, "end": 60_000}
+    assert run.topics["O"][0].key == record.key
+
+
+def test_a_session_windowed_source_reads_end_then_start_under_ksqldb() -> None:
+    sql = _windowed_source("window_type = 'SESSION'", key_format="JSON")
+    sql += "CREATE STREAM o AS SELECT k, WINDOWSTART AS ws, WINDOWEND AS we FROM w;"
+    run = OfflineRun(analyze(sql, compatibility=KSQLDB))
+    run.feed([{"topic": "w", "key": "a", "value": {"n": 1}, "window": {"start": 1, "end": 9}}])
+    assert run.topics["w"][0].key == b'"a"' + struct.pack(">qq", 9, 1)
+    run.run()
+    (output,) = run.outputs()
+    assert output["value"] == {"WS": 1, "WE": 9}
+
+
+def test_windowed_source_bounds_stay_out_of_select_star() -> None:
+    sql = _windowed_source("window_type = 'HOPPING', window_size = '1 MINUTE'")
+    sql += "CREATE STREAM o AS SELECT * FROM w;"
+    (output,) = _from_windowed(sql, {"start": 60_000})
+    assert output["value"] == {"N": 1}
+    assert output["window"] == {"start": 60_000, "end": 120_000}
+
+
+def test_a_windowed_aggregation_output_reads_back_as_a_windowed_source() -> None:
+    sql = WINDOWED + (
+        "CREATE TABLE c AS SELECT k, COUNT(*) AS n FROM s WINDOW TUMBLING (SIZE 10 SECONDS) "
+        "GROUP BY k;\nCREATE STREAM o AS SELECT k, n, WINDOWSTART AS ws FROM c;"
+    )
+    run = OfflineRun(analyze(sql, compatibility=KSQLDB))
+    run.feed([_row("a", 12_000, v=1)])
+    run.run()
+    (output,) = [o for o in run.outputs() if o["topic"] == "O"]
+    assert output["value"] == {"N": 1, "WS": 10_000}
+
+
+def test_window_properties_were_unknown_before_and_are_known_now() -> None:
+    sql = _windowed_source("window_type = 'TUMBLING', window_size = '30 SECONDS'")
+    (source,) = analyze(sql).catalog.sources.values()
+    assert (source.window_type, source.window_size_ms) == ("TUMBLING", 30_000)
+
+
+@pytest.mark.parametrize(
+    ("window", "message"),
+    [
+        ("window_type = 'SLIDING'", "window_type 'SLIDING' is not one of"),
+        ("window_type = 'TUMBLING'", "needs WITH (window_size"),
+        ("window_type = 'SESSION', window_size = '1 MINUTE'", "not set for SESSION"),
+        ("window_size = '1 MINUTE'", "window_size needs window_type"),
+        ("window_type = 'HOPPING', window_size = '10'", "a number and a time unit"),
+        ("window_type = 'HOPPING', window_size = '10 FORTNIGHTS'", "unsupported interval unit"),
+    ],
+)
+def test_windowed_source_properties_are_checked(window: str, message: str) -> None:
+    from streamhouse_runtime.sql.errors import SqlValidationError
+
+    sql = _windowed_source(window) + "CREATE STREAM o AS SELECT * FROM w;"
+    with pytest.raises(SqlValidationError) as raised:
+        analyze(sql)
+    error = raised.value.errors[0]  # (the query then reads an unknown source)
+    assert message in error.message
+    expected = "E108" if "needs WITH" in message else "E109"  # missing / invalid property
+    assert (error.code.value, error.line) == (expected, 1)
