@@ -22,6 +22,7 @@ def test_the_design_examples_are_all_present() -> None:
         "customer-totals",
         "error-rate-spike",
         "high-value-orders",
+        "ksqldb-pageviews",
         "order-counts",
         "order-summary",
         "orders-with-fee",

@@ -392,15 +392,25 @@ def test_a_tumbling_windowed_source_reads_its_bounds_from_the_key() -> None:
     assert run.topics["O"][0].key == record.key
 
 
-def test_a_session_windowed_source_reads_end_then_start_under_ksqldb() -> None:
+@pytest.mark.parametrize(
+    ("mode", "bounds", "value"),
+    [
+        (KSQLDB, (9, 1), {"WS": 1, "WE": 9}),  # Kafka Streams: end, then start
+        (Compatibility.DEFAULT, (1, 9), {"k": "a", "ws": 1, "we": 9}),
+    ],
+)
+def test_a_session_windowed_source_reads_the_bounds_in_the_modes_layout(
+    mode: Compatibility, bounds: tuple[int, int], value: dict[str, object]
+) -> None:
     sql = _windowed_source("window_type = 'SESSION'", key_format="JSON")
     sql += "CREATE STREAM o AS SELECT k, WINDOWSTART AS ws, WINDOWEND AS we FROM w;"
-    run = OfflineRun(analyze(sql, compatibility=KSQLDB))
+    run = OfflineRun(analyze(sql, compatibility=mode))
     run.feed([{"topic": "w", "key": "a", "value": {"n": 1}, "window": {"start": 1, "end": 9}}])
-    assert run.topics["w"][0].key == b'"a"' + struct.pack(">qq", 9, 1)
+    assert run.topics["w"][0].key == b'"a"' + struct.pack(">qq", *bounds)
     run.run()
     (output,) = run.outputs()
-    assert output["value"] == {"WS": 1, "WE": 9}
+    assert output["value"] == value
+    assert output["window"] == {"start": 1, "end": 9}
 
 
 def test_windowed_source_bounds_stay_out_of_select_star() -> None:
