@@ -124,6 +124,18 @@ def test_key_columns_of_a_projection_and_of_partition_by_stay_in_the_key() -> No
     assert json.loads(written.value or b"null") == {"K": "a"}
 
 
+def test_insert_into_writes_the_targets_key_columns_to_the_key_only() -> None:
+    sql = DDL + (
+        "CREATE STREAM t (k VARCHAR KEY, v BIGINT) WITH (kafka_topic = 't', value_format = 'JSON');"
+        "\nINSERT INTO t SELECT k, v FROM s;"
+    )
+    run = OfflineRun(analyze(sql, compatibility=KSQLDB))
+    run.feed([_row("a", 1, v=1)])
+    run.run()
+    (record,) = run.topics["t"]
+    assert (record.key, json.loads(record.value or b"null")) == (b"a", {"V": 1})
+
+
 def test_records_with_a_null_group_key_are_dropped() -> None:
     sql = DDL + "CREATE TABLE t AS SELECT v, COUNT(*) FROM s GROUP BY v;"
     outputs = _run(sql, [_row("a", 1, v=None), _row("a", 2, v=7)])
@@ -202,6 +214,16 @@ def test_admission_validates_under_the_mode(monkeypatch: pytest.MonkeyPatch) -> 
     assert problem({**spec, "compatibility": "ksqldb"}) is None
     assert problem(spec) is None
     assert seen == [KSQLDB, Compatibility.DEFAULT]
+
+
+def test_the_rest_api_reports_sql_problems_under_the_specs_mode() -> None:
+    from streamhouse_operator.api.queries import spec_problems
+
+    # Under ksqlDB's names the unnamed expression is KSQL_COL_0, clashing with the alias.
+    sql = DDL + "CREATE STREAM out AS SELECT k, v AS ksql_col_0, v + 1 FROM s;"
+    assert spec_problems({**BASE_SPEC, "sql": sql}) == []
+    problems = spec_problems({**BASE_SPEC, "sql": sql, "compatibility": "ksqldb"})
+    assert problems and problems[0].field == "spec.sql"
 
 
 def test_the_pods_get_the_mode_in_their_environment() -> None:
