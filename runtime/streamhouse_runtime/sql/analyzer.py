@@ -571,9 +571,37 @@ class _QueryAnalyzer:
             self._projection(select, over_items)
         self.query.distinct = bool(select.args.get("distinct"))
         self._partition_by(select)
+        if self.program.compatibility is Compatibility.KSQLDB:
+            self._keys_projected(select)
         self._emit(select, window)
         self._check_output_names()
         return self.query
+
+    def _keys_projected(self, select: exp.Select) -> None:
+        """ksqlDB's rule: a GROUP BY or PARTITION BY key must be in the projection ("Key
+        missing from projection"), where it names the key and stays out of the value."""
+        clause = select.args.get("partition_by") or select.args.get("group")
+        keys = self.query.partition_by or self.query.group_keys
+        projected = {
+            expr.name
+            for _, expr in self.query.select
+            if isinstance(expr, bound.ColumnRef) and self.query.group_keys
+        } | set(self.query.key_fields)
+        missing = [
+            expr
+            for name, expr in keys
+            if name not in projected
+            and not (self.query.partition_by and expr in {e for _, e in self.query.select})
+        ]
+        if missing and clause is not None:
+            what = "partitioning" if self.query.partition_by else "grouping"
+            shown = ", ".join(e.render() for e in missing)
+            self.fail(
+                ErrorCode.NON_GROUPED_COLUMN,
+                f"key missing from projection: under ksqlDB's rules the query must include the "
+                f"{what} expression {shown} in its SELECT list (it may be aliased)",
+                clause,
+            )
 
     # -- FROM and JOIN ---------------------------------------------------------------------
 

@@ -482,3 +482,37 @@ def test_windowed_source_properties_are_checked(window: str, message: str) -> No
     assert message in error.message
     expected = "E108" if "needs WITH" in message else "E109"  # missing / invalid property
     assert (error.code.value, error.line) == (expected, 1)
+
+
+def test_streamhouse_run_takes_the_mode(monkeypatch: pytest.MonkeyPatch) -> None:
+    import streamhouse_runtime.app as app
+
+    seen: list[str] = []
+
+    def run(config: Any) -> int:
+        seen.append(config.compatibility)
+        return 0
+
+    monkeypatch.setattr(app, "run", run)
+    assert main(["run", "--query", "q.sql", "--compatibility", "ksqldb"]) == 0
+    monkeypatch.delenv("STREAMHOUSE_COMPATIBILITY", raising=False)
+    assert main(["run", "--query", "q.sql"]) == 0
+    assert seen == ["ksqldb", "default"]
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "CREATE TABLE t AS SELECT COUNT(*) FROM s GROUP BY k;",
+        "CREATE TABLE t AS SELECT k, COUNT(*) FROM s GROUP BY k, v;",
+        "CREATE STREAM o AS SELECT k FROM s PARTITION BY v;",
+    ],
+)
+def test_a_key_missing_from_the_projection_is_refused_as_in_ksqldb(query: str) -> None:
+    from streamhouse_runtime.sql.errors import SqlValidationError
+
+    analyze(DDL + query)  # the default mode writes such a key under an internal name
+    with pytest.raises(SqlValidationError) as raised:
+        analyze(DDL + query, compatibility=KSQLDB)
+    (error,) = raised.value.errors
+    assert error.code.value == "E301" and "key missing from projection" in error.message
