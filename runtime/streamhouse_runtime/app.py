@@ -50,8 +50,9 @@ from confluent_kafka.admin import (  # type: ignore[attr-defined]
 
 from streamhouse_runtime.config import RuntimeConfig
 from streamhouse_runtime.endpoints import HealthState, results_route, serve
+from streamhouse_runtime.exec.dedup import DEDUP_STORE
+from streamhouse_runtime.exec.join_stage import JoinStageExecutor
 from streamhouse_runtime.exec.pipeline import (
-    DEDUP_STORE,
     ErrorPolicy,
     LatePolicy,
     QueryFailed,
@@ -60,9 +61,11 @@ from streamhouse_runtime.exec.pipeline import (
 )
 from streamhouse_runtime.exec.results import TableReader
 from streamhouse_runtime.exec.topology import (
+    JoinStageSpec,
     internal_topic,
     plan_fingerprint,
     split_stages,
+    stage_ports,
 )
 from streamhouse_runtime.io.kafka_sink import ProducerSink
 from streamhouse_runtime.io.limits import TopicLimits, limits_from_config
@@ -79,12 +82,12 @@ from streamhouse_runtime.state.changelog import (
     checkpoint_offset,
     checkpoint_records,
     checkpoint_writer,
-    partition_range,
     replay,
 )
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+Executor = StageExecutor | JoinStageExecutor
 
 PURGE_INTERVAL_S = 30.0
 WRITER = "writer"  # metadata: id of the process that wrote the local checkpoint
@@ -152,10 +155,17 @@ class QueryRuntime:
             for spec in self.stages
         }
         self.next_purge = 0.0
-        self.executors: dict[str, StageExecutor] = {}
-        for spec in self.stages:
-            executor = StageExecutor(spec, settings, self.backend)
-            self.executors[executor.input_topic] = executor
+        # Every stage's executor, in data-flow order, and the executor of each input topic.
+        self.stage_executors: list[Executor] = [
+            JoinStageExecutor(spec, settings, self.backend)
+            if isinstance(spec, JoinStageSpec)
+            else StageExecutor(spec, settings, self.backend)
+            for spec in self.stages
+        ]
+        self.executors: dict[str, Executor] = {
+            topic: executor for executor in self.stage_executors for topic in executor.input_topics
+        }
+        self.paused: set[tuple[str, int]] = set()
         self.positions: dict[tuple[str, int], int] = dict(self.backend.offsets())
         # Who wrote the local checkpoint, and who writes from now on: the changelog's offsets
         # records carry their writer, which tells this pod's state from another pod's.
@@ -169,25 +179,49 @@ class QueryRuntime:
     # -- set-up ----------------------------------------------------------------------------
 
     def _prepare_topics(self) -> dict[str, int]:
-        """Partition counts of every input; creates missing output and internal topics."""
+        """Partition counts of every input; creates missing output and internal topics.
+
+        Internal topics get the partition count of the query's first source topic, except a
+        repartition topic that a join reads next to a source topic: it gets that topic's
+        count (the two sides of a join must be co-partitioned)."""
         admin = self.admin
-        source = self.stages[0].input
-        assert isinstance(source, Source)
         metadata = admin.list_topics(timeout=30)
-        if source.topic not in metadata.topics or metadata.topics[source.topic].error:
-            raise SystemExit(f"source topic {source.topic!r} does not exist")
-        partitions = len(metadata.topics[source.topic].partitions)
+        sources = [
+            port.reads.topic
+            for spec in self.stages
+            for port in stage_ports(spec)
+            if isinstance(port.reads, Source)
+        ]
+        counts: dict[str, int] = {}
+        for topic in sources:
+            if topic not in metadata.topics or metadata.topics[topic].error:
+                raise SystemExit(f"source topic {topic!r} does not exist")
+            counts[topic] = len(metadata.topics[topic].partitions)
+        partitions = counts[sources[0]]
         wanted: dict[str, tuple[int, dict[str, str]]] = {}
+        joined_with: dict[str, int] = {}
+        for spec in self.stages:
+            direct = [p.reads.topic for p in stage_ports(spec) if isinstance(p.reads, Source)]
+            for port in stage_ports(spec):
+                if isinstance(port.reads, Repartition) and direct and len(stage_ports(spec)) > 1:
+                    joined_with[port.reads.topic_suffix] = counts[direct[0]]
         for spec in self.stages:
             if isinstance(spec.output, Repartition):
                 name = internal_topic(self.state_id, spec.output.topic_suffix)
                 # Records keep their event time as timestamp, which may be old: only our own
                 # purge after each checkpoint may delete them, never time retention.
-                wanted[name] = (partitions, {"retention.ms": "-1"})
+                count = joined_with.get(spec.output.topic_suffix, partitions)
+                wanted[name] = (count, {"retention.ms": "-1"})
         for spec in self.stages:
             if spec.stateful is not None or not spec.is_source_stage:
                 changelog = internal_topic(self.state_id, f"stage-{spec.index}-changelog")
-                wanted[changelog] = (partitions, {"cleanup.policy": "compact"})
+                first = stage_ports(spec)[0].reads
+                count = (
+                    counts[first.topic]
+                    if isinstance(first, Source)
+                    else wanted[internal_topic(self.state_id, first.topic_suffix)][0]
+                )
+                wanted[changelog] = (count, {"cleanup.policy": "compact"})
         output_partitions = self.plan.partitions or partitions
         compacted = (
             {"cleanup.policy": "compact"}
@@ -209,10 +243,36 @@ class QueryRuntime:
                 except KafkaException as error:
                     if "TOPIC_ALREADY_EXISTS" not in str(error):
                         raise
-        counts = {source.topic: partitions}
         for name, (count, _) in wanted.items():
-            counts[name] = count
+            existing = metadata.topics.get(name)
+            counts[name] = len(existing.partitions) if existing and not existing.error else count
         return counts
+
+    def _copartition_problem(self) -> str:
+        """Why the inputs of a join cannot meet, from the partition counts on the broker
+        (the declared counts are checked at validation; these are only known here)."""
+        for spec in self.stages:
+            if not isinstance(spec, JoinStageSpec):
+                continue
+            topics = [
+                p.reads.topic
+                if isinstance(p.reads, Source)
+                else internal_topic(self.state_id, p.reads.topic_suffix)
+                for p in spec.ports
+            ]
+            found = [self.partitions[t] for t in topics]
+            if len(set(found)) > 1:
+                listed = " and ".join(
+                    f"{t} ({n} partitions)" for t, n in zip(topics, found, strict=True)
+                )
+                most = max(found)
+                return (
+                    f"a join reads {listed}, but its inputs must be co-partitioned (the same "
+                    "partition count); give the topics the same number of partitions, or re-key "
+                    f"one side into a topic with {most} partitions first (CREATE STREAM ... WITH "
+                    f"(partitions={most}) AS SELECT * FROM ... PARTITION BY <join key>)"
+                )
+        return ""
 
     def _topic_limits(self, topic: str) -> TopicLimits:
         """What `topic` accepts (size, keys, timestamps), read once at start; the producer's
@@ -242,7 +302,7 @@ class QueryRuntime:
         with the partition since this one last had it (a scale-out and back). The group's
         offsets also start a stateful stage whose state identity is new (an upgrade that
         starts with empty state where the query left off). Anything else: the earliest."""
-        for executor in self.executors.values():
+        for executor in self.stage_executors:
             if executor.is_stateful:
                 self._restore(executor)
         asked = [
@@ -266,17 +326,54 @@ class QueryRuntime:
             for (topic, partition), offset in self.positions.items()
             if topic in self.partitions and partition in self._owned(topic)
         }
-        for topic, executor in self.executors.items():
-            executor.retain_partitions(set(self._owned(topic)))
+        for executor in self.stage_executors:
+            executor.retain_partitions(set(self._owned(executor.input_topic)))
         assigned = []
         for topic, executor in self.executors.items():
             for partition in self._owned(topic):
                 offset = self.positions.get((topic, partition), OFFSET_BEGINNING)
                 assigned.append(TopicPartition(topic, partition, offset))
                 executor.mark_seen({partition: time.time() * 1000})
+                if isinstance(executor, JoinStageExecutor):
+                    self._bootstrap(consumer, executor, topic, partition, offset)
         return assigned
 
-    def _restore(self, executor: StageExecutor) -> None:
+    def _bootstrap(
+        self,
+        consumer: Consumer,
+        executor: JoinStageExecutor,
+        topic: str,
+        partition: int,
+        offset: int,
+    ) -> None:
+        """A join's table port is read to the end offset it has now before any stream record
+        of its partition is joined; later updates are taken in event-time order."""
+        if executor.stream_ports[executor.port_of[topic]]:
+            return
+        low, high = _retrying(
+            lambda: consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=10),
+            f"{topic} offsets",
+        )
+        start = low if offset < 0 else offset
+        executor.bootstrap(topic, partition, start, high)
+        if start < high:
+            log.info("bootstrapping table %s[%d]: offsets %d to %d", topic, partition, start, high)
+
+    def _caught_up(self, topic: str, partition: int, next_offset: int | None) -> bool:
+        """Whether a join port's partition has nothing more to read now, from the consumer's
+        last fetch (a partition it knows nothing of yet is not caught up)."""
+        assert self.consumer is not None
+        try:
+            _, high = self.consumer.get_watermark_offsets(
+                TopicPartition(topic, partition), cached=True
+            )
+        except KafkaException:
+            return False
+        if high < 0:
+            return False
+        return (next_offset if next_offset is not None else 0) >= high
+
+    def _restore(self, executor: Executor) -> None:
         """Rebuild from the stage's changelog the partitions this pod owns but has no current
         local state for: an empty volume, partitions new to this pod, or stale ones.
 
@@ -342,11 +439,17 @@ class QueryRuntime:
                 restored = replay(records)
                 if restored.offset is None:
                     continue
+                offsets = {(topic, partition): restored.offset}
+                for port, other in enumerate(executor.input_topics[1:], start=1):
+                    offsets[(other, partition)] = restored.port_offsets.get(port, 0)
                 self.backend.commit(
-                    {executor.store: restored.store_writes, DEDUP_STORE: restored.dedup_writes},
-                    {(topic, partition): restored.offset},
+                    {
+                        **executor.restore_writes(restored.store_writes),
+                        DEDUP_STORE: restored.dedup_writes,
+                    },
+                    offsets,
                 )
-                self.positions[(topic, partition)] = restored.offset
+                self.positions.update(offsets)
                 log.info(
                     "restored %s partition %d from %s (%d records) at offset %d",
                     executor.store, partition, changelog, len(records), restored.offset,
@@ -355,15 +458,16 @@ class QueryRuntime:
             reader.close()
         executor.restored()
 
-    def _drop_partition(self, executor: StageExecutor, partition: int) -> None:
-        """Delete one partition's local state, de-duplication entries and stored offset."""
-        topic = executor.input_topic
-        store = {
-            key: None for key, _ in self.backend.scan(executor.store, *partition_range(partition))
-        }
+    def _drop_partition(self, executor: Executor, partition: int) -> None:
+        """Delete one partition's local state, de-duplication entries and stored offsets."""
         dedup = {key: None for key in executor.dedup_keys(partition)}
-        self.backend.commit({executor.store: store, DEDUP_STORE: dedup}, {(topic, partition): None})
-        del self.positions[(topic, partition)]
+        slots = [(topic, partition) for topic in executor.input_topics]
+        self.backend.commit(
+            {**executor.drop_writes(partition), DEDUP_STORE: dedup},
+            dict.fromkeys(slots),
+        )
+        for slot in slots:
+            self.positions.pop(slot, None)
 
     def _clients(self) -> tuple[Consumer, Producer]:
         consumer = Consumer(
@@ -431,7 +535,13 @@ class QueryRuntime:
         signal.signal(signal.SIGINT, self._stop)
         try:
             self._check_state_layout()
+            problem = self._copartition_problem()
+            if problem:
+                raise QueryFailed(problem)
             self.consumer, self.producer = self._clients()
+            for executor in self.stage_executors:
+                if isinstance(executor, JoinStageExecutor):
+                    executor.caught_up = self._caught_up
             self.sink = ProducerSink(self.producer)
             assignment = self._assignment(self.consumer)
             self.consumer.assign(assignment)
@@ -462,9 +572,11 @@ class QueryRuntime:
 
     def _table_reader(self) -> TableReader | None:
         """Reads of the final aggregate's committed rows, if the query has one."""
-        for executor in self.executors.values():
-            if isinstance(executor.spec.output, Sink) and (
-                executor.window_op is not None or executor.aggregate_op is not None
+        for executor in self.stage_executors:
+            if (
+                isinstance(executor, StageExecutor)
+                and isinstance(executor.spec.output, Sink)
+                and (executor.window_op is not None or executor.aggregate_op is not None)
             ):
                 return TableReader(
                     executor, self.backend, functools.partial(self._owned, executor.input_topic)
@@ -507,7 +619,7 @@ class QueryRuntime:
     def _observe_latency(self) -> None:
         """One end-to-end latency sample per stage and batch: its newest record."""
         now = time.time()
-        for executor in self.executors.values():
+        for executor in self.stage_executors:
             event_time = executor.last_event_time_ms
             if event_time is not None:
                 self.metrics.latency.observe(max(0.0, now - event_time / 1000))
@@ -523,12 +635,36 @@ class QueryRuntime:
         by_topic: dict[str | None, list[Message]] = defaultdict(list)
         for message in messages:
             by_topic[message.topic()].append(message)
+        # A join stage takes the records of all its ports at once (it orders them itself).
+        by_stage: dict[int, list[Message]] = defaultdict(list)
         for topic, batch in by_topic.items():
             stage = self.executors.get(topic or "")
             if stage is not None:
+                by_stage[id(stage)].extend(batch)
+                self.metrics.records_in.labels(topic).inc(len(batch))
+        for stage in self.stage_executors:
+            batch = by_stage.get(id(stage), [])
+            if batch:
                 self.sink.begin((stage, batch))
                 stage.process(batch, self.sink)
-                self.metrics.records_in.labels(topic).inc(len(batch))
+        self._pace_joins()
+
+    def _pace_joins(self) -> None:
+        """Pause fetching the ports of a join whose queues are long (the other port is behind
+        in event time, or a table is still bootstrapping); resume them when they drain."""
+        assert self.consumer is not None
+        for stage in self.stage_executors:
+            if not isinstance(stage, JoinStageExecutor):
+                continue
+            full, light = stage.backlogged()
+            pause = [TopicPartition(t, p) for t, p in full - self.paused]
+            resume = [TopicPartition(t, p) for t, p in light & self.paused]
+            if pause:
+                self.consumer.pause(pause)
+                self.paused |= full
+            if resume:
+                self.consumer.resume(resume)
+                self.paused -= light
 
     def checkpoint(self, final: bool = False) -> None:
         """Flush outputs, then commit state and offsets in one batch. The final checkpoint
@@ -537,16 +673,16 @@ class QueryRuntime:
         assert self.producer is not None and self.consumer is not None
         started = time.perf_counter()
         now = time.time() * 1000
-        for executor in self.executors.values():
+        for executor in self.stage_executors:
             self.sink.begin((executor, []))  # closed windows belong to no input record
             executor.advance(self.sink, now)
         changes: dict[str, dict[bytes, bytes | None]] = {}
         stage_writes = []
-        for topic, executor in self.executors.items():
+        for executor in self.stage_executors:
             writes = executor.changes()
-            changes.update(writes)
-            for partition, offset in executor.positions.items():
-                self.positions[(topic, partition)] = offset
+            for store, entries in writes.items():
+                changes.setdefault(store, {}).update(entries)
+            self.positions.update(executor.offsets())
             if executor.is_stateful:
                 stage_writes.append((executor, writes))
         # Outputs first, then the changelog: a changelog that closes a checkpoint always
@@ -603,16 +739,18 @@ class QueryRuntime:
         raise RuntimeError("outputs kept being refused by the broker")
 
     def _write_changelog(
-        self, executor: StageExecutor, writes: Mapping[str, Mapping[bytes, bytes | None]]
+        self, executor: Executor, writes: Mapping[str, Mapping[bytes, bytes | None]]
     ) -> None:
         """Send this checkpoint's changes of one stage to its changelog, before the flush."""
         store_writes, dedup_writes = executor.changelog(writes)
-        offsets = {
-            partition: self.positions.get((executor.input_topic, partition), 0)
-            for partition in self._owned(executor.input_topic)
-        }
+        owned = self._owned(executor.input_topic)
+        offsets = {p: self.positions.get((executor.input_topic, p), 0) for p in owned}
+        others = executor.input_topics[1:]
+        port_offsets = {p: [self.positions.get((t, p), 0) for t in others] for p in owned}
         changelog = self.changelogs[executor.store]
-        for record in checkpoint_records(store_writes, dedup_writes, offsets, self.writer):
+        for record in checkpoint_records(
+            store_writes, dedup_writes, offsets, self.writer, port_offsets
+        ):
             self.sink.send_to(changelog, record.partition, record.key, record.value)
 
     def _purge_internal(self, offsets: Mapping[tuple[str, int], int]) -> None:
@@ -632,7 +770,7 @@ class QueryRuntime:
     def _refresh_gauges(self, offsets: Mapping[tuple[str, int], int]) -> None:
         assert self.consumer is not None
         entries = 0
-        for executor in self.executors.values():
+        for executor in self.stage_executors:
             entries += executor.state_entries()
             counters = executor.counters
             written = counters.records_out - self.published_out.get(executor.output_topic, 0)
@@ -644,7 +782,7 @@ class QueryRuntime:
             self.metrics.null_keys.inc(counters.null_keys)
             counters.dead_lettered = counters.skipped = counters.late = counters.null_keys = 0
         # The last stage holds the windows, so its watermark is the one that closes them.
-        last = list(self.executors.values())[-1]
+        last = self.stage_executors[-1]
         self.metrics.watermark.set(last.watermark(time.time() * 1000))
         self.metrics.state_entries.set(entries)
         self.metrics.state_bytes.set(self.backend.approximate_size_bytes())

@@ -26,10 +26,10 @@ def test_the_design_examples_run_as_streamqueries(
     runs = []
     for name in NAMES:
         example = Example.load(name)
-        topic = make_topic(example.source_topic)
-        output = f"{topic}-out"
-        sql = example.sql_for(topic, output)
-        example.produce(kafka_broker.bootstrap, sql, topic)
+        topics = {name: make_topic(name) for name in example.source_topics}
+        output = f"{topics[example.source_topic]}-out"
+        sql = example.sql_for(topics, output)
+        example.produce(kafka_broker.bootstrap, sql, topics)
         manifest = example.manifest
         manifest["spec"]["sql"] = sql
         manifest["spec"]["kafka"]["bootstrapServers"] = pod_bootstrap

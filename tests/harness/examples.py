@@ -17,8 +17,9 @@ from typing import Any
 import yaml
 from confluent_kafka import Message, Producer
 
-from streamhouse_runtime.io.serde import value_serde
+from streamhouse_runtime.io.serde import key_serde, value_serde
 from streamhouse_runtime.sql.analyzer import analyze
+from streamhouse_runtime.sql.catalog import Source
 from streamhouse_runtime.sql.declarations import catalog_of, load_catalog, prelude
 from streamhouse_runtime.testing.runner import compare
 
@@ -40,6 +41,19 @@ def watermark_record(inputs: list[dict[str, Any]]) -> dict[str, Any]:
         if column in value:
             value[column] = timestamp
     return {"topic": last["topic"], "key": "zz-watermark", "value": value, "timestamp": timestamp}
+
+
+def _key_bytes(source: Source, key: Any) -> bytes:
+    """The record key: in the source's key format where it declares key columns."""
+    key_columns = [c for c in source.columns if c.key]
+    if key_columns and key is not None:
+        try:
+            encoded = key_serde(source.key_format, key_columns).encode([key])
+            if encoded is not None:
+                return encoded
+        except (TypeError, ValueError):
+            pass  # the closing record's made-up key
+    return str(key).encode()
 
 
 @dataclass
@@ -70,24 +84,36 @@ class Example:
     def source_topic(self) -> str:
         return str(self.inputs[0]["topic"])
 
-    def sql_for(self, topic: str, output: str) -> str:
-        """The example's SQL reading `topic` and writing `output`."""
+    @property
+    def source_topics(self) -> list[str]:
+        """Every topic the input feeds (a join reads several), in order of first use."""
+        return list(dict.fromkeys(str(item["topic"]) for item in self.inputs))
+
+    def sql_for(self, topics: str | dict[str, str], output: str) -> str:
+        """The example's SQL reading `topics` (the new name of each source topic, or one
+        name for a single-source example) and writing `output`."""
+        renamed = topics if isinstance(topics, dict) else {self.source_topic: topics}
         sql: str = self.manifest["spec"]["sql"]
-        sql = sql.replace(f"kafka_topic = '{self.source_topic}'", f"kafka_topic = '{topic}'")
+        for old, new in renamed.items():
+            sql = sql.replace(f"kafka_topic = '{old}'", f"kafka_topic = '{new}'")
         return sql.replace(" AS\n", f" WITH (kafka_topic = '{output}') AS\n", 1)
 
-    def produce(self, bootstrap: str, sql: str, topic: str) -> None:
-        """The example's input, then the closing record, into `topic`."""
+    def produce(self, bootstrap: str, sql: str, topics: str | dict[str, str]) -> None:
+        """The example's input, then the closing record, into `topics` (as in `sql_for`)."""
+        renamed = topics if isinstance(topics, dict) else {self.source_topic: topics}
         program = analyze(sql)
-        source = program.catalog.source(self.source_topic) or next(
-            iter(program.catalog.sources.values())
-        )
-        encode = value_serde(source.value_format, list(source.columns)).encode
-        producer = Producer({"bootstrap.servers": bootstrap})
+        producer = Producer({"bootstrap.servers": bootstrap, "partitioner": "murmur2_random"})
         for item in [*self.inputs, watermark_record(self.inputs)]:
-            producer.produce(
-                topic, encode(item["value"]), str(item["key"]).encode(), timestamp=item["timestamp"]
+            topic = renamed[item["topic"]]
+            source = next(s for s in program.catalog.sources.values() if s.topic == topic)
+            value = item["value"]
+            encoded = (
+                value_serde(source.value_format, list(source.columns)).encode(value)
+                if value is not None
+                else None
             )
+            key_bytes = _key_bytes(source, item.get("key"))
+            producer.produce(topic, encoded, key_bytes, timestamp=item["timestamp"])
         assert producer.flush(30) == 0
 
     def mismatches(self, sql: str, output: str, messages: list[Message]) -> list[str]:

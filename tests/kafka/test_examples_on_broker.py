@@ -21,10 +21,10 @@ def test_example_through_the_broker(
     name: str, kafka_broker: KafkaBroker, make_topic: Callable[..., str], tmp_path: Path
 ) -> None:
     example = Example.load(name)
-    topic = make_topic(example.source_topic)
-    output = f"{topic}-out"
-    sql = example.sql_for(topic, output)
-    example.produce(kafka_broker.bootstrap, sql, topic)
+    topics = {name: make_topic(name) for name in example.source_topics}
+    output = f"{topics[example.source_topic]}-out"
+    sql = example.sql_for(topics, output)
+    example.produce(kafka_broker.bootstrap, sql, topics)
 
     sql_file = tmp_path / "query.sql"
     sql_file.write_text(sql)

@@ -1,6 +1,6 @@
 """Outputs and internal topics are produced with Kafka's Java partitioner (librdkafka
 `murmur2_random`): a key lands where a Java producer, Kafka Streams or ksqlDB would put it, so
-our topics co-partition with theirs. The Java rule is `tests/harness/partitioning.py`, checked
+our topics co-partition with theirs. The Java rule is `io/partitioner.py` in the runtime, checked
 here against librdkafka's `murmur2_random` and Kafka's own `Utils.murmur2`."""
 
 from __future__ import annotations
@@ -17,9 +17,9 @@ import pytest
 from confluent_kafka import Message, Producer
 
 from streamhouse_runtime.exec.topology import internal_topic
+from streamhouse_runtime.io.partitioner import java_partition
 from streamhouse_runtime.state.backend import RocksdbStateBackend
 from tests.harness.kafka import KafkaBroker, read_messages
-from tests.harness.partitioning import java_partition
 from tests.harness.processes import run_build_script
 from tests.harness.query_process import QueryProcess
 

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 from confluent_kafka import Consumer, TopicPartition
 
+from streamhouse_runtime.io.partitioner import java_partition
 from tests.harness.kafka import KafkaBroker
-from tests.harness.partitioning import java_partition
 from tests.harness.processes import wait_until
 from tests.harness.query_process import QueryProcess
 from tests.kafka.test_runtime import latest_totals, order, produce, totals_sql

@@ -65,9 +65,10 @@ def test_no_persistent_query_is_refused_alike(tmp_path: Path) -> None:
 
 def test_a_query_the_runtime_cannot_execute_is_refused_alike(tmp_path: Path) -> None:
     sql = DDL + (
-        "CREATE STREAM c (customer_id BIGINT) WITH (kafka_topic='c');\n"
-        "CREATE STREAM j AS SELECT o.order_id FROM orders o JOIN c WITHIN 1 HOUR\n"
-        "  ON o.order_id = c.customer_id;\n"
+        "CREATE TABLE a (id BIGINT PRIMARY KEY, x INT) WITH (kafka_topic='a');\n"
+        "CREATE TABLE b (id BIGINT PRIMARY KEY, y INT) WITH (kafka_topic='b');\n"
+        "CREATE TABLE j AS SELECT a.id, a.x, b.y FROM a JOIN b\n"
+        "  ON a.id = b.id;\n"
     )
     validate, admission, run = _three_answers(tmp_path, sql)
     assert validate == run

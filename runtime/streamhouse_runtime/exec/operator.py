@@ -20,7 +20,7 @@ StoreWrites = dict[str, dict[bytes, bytes | None]]  # store name -> key -> value
 KeyFunction = Callable[[Row], tuple[object, ...]]
 
 _PARTITION = struct.Struct(">i")
-_TIME_SEQUENCE = struct.Struct(">qI")
+TIME_SEQUENCE = struct.Struct(">qI")  # a buffered row's time and sequence, at its key's end
 
 
 @dataclass(frozen=True)
@@ -80,7 +80,7 @@ def encode_timed_key(partition: int, key: Sequence[object], time_ms: int, sequen
         _PARTITION.pack(partition)
         + _PARTITION.pack(len(body))
         + body
-        + _TIME_SEQUENCE.pack(time_ms, sequence)
+        + TIME_SEQUENCE.pack(time_ms, sequence)
     )
 
 

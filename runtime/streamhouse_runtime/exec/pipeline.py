@@ -22,6 +22,7 @@ from streamhouse_runtime.exec.compiler import (
     compile_value,
     compile_values,
 )
+from streamhouse_runtime.exec.dedup import DEDUP_STORE, Deduplicator, origin_header
 from streamhouse_runtime.exec.stateful import (
     AggregateOperator,
     Emitted,
@@ -29,13 +30,19 @@ from streamhouse_runtime.exec.stateful import (
     NullGroupKey,
     WindowAggregateOperator,
 )
-from streamhouse_runtime.exec.topology import StageSpec, internal_topic, result_key_columns
+from streamhouse_runtime.exec.topology import (
+    ExecSpec,
+    StageSpec,
+    internal_topic,
+    result_key_columns,
+)
 from streamhouse_runtime.io.limits import (
     DEFAULT_LIMITS,
     RECORD_OVERHEAD,
     OutputRejected,
     TopicLimits,
 )
+from streamhouse_runtime.io.qualified import QualifiedKeys, QualifiedValues, qualifier_of
 from streamhouse_runtime.io.registry import SchemaRegistry
 from streamhouse_runtime.io.serde import (
     KeySerde,
@@ -66,8 +73,6 @@ log = logging.getLogger(__name__)
 Row = dict[str, object]
 Transform = Callable[[Row], Row | None]
 ROWTIME = "ROWTIME"
-SOURCE_HEADER = "streamhouse.source"
-DEDUP_STORE = "__dedup__"
 
 
 class ErrorPolicy(StrEnum):
@@ -253,16 +258,19 @@ class StageExecutor:
 
     def __init__(
         self,
-        spec: StageSpec,
+        spec: ExecSpec,
         settings: StageSettings,
         backend: StateBackend,
     ) -> None:
-        self.spec = spec
+        if not isinstance(spec, StageSpec):
+            raise TypeError("a join stage runs on exec.join_stage.JoinStageExecutor")
+        self.spec: StageSpec = spec
         self.settings = settings
         self.backend = backend
         self.counters = StageCounters()
         self.store = f"stage-{spec.index}"
         udfs = settings.udfs
+        self.rowtime = ROWTIME  # the event time's field (qualified in a join)
         self.input_topic, self.decode_value, self.decode_key = self._input(spec)
         self.pre = _chain(spec.pre, udfs)
         self.post = _chain(spec.post, udfs)
@@ -284,9 +292,7 @@ class StageExecutor:
         self.positions: dict[int, int] = {}  # partition -> next offset to consume
         self.key_cache: dict[bytes | None, Row] = {}
         self.last_event_time_ms: int | None = None  # of the latest record processed
-        # (input partition, source topic-partition) -> highest source offset applied
-        self.dedup: dict[tuple[int, str], int] = {}
-        self._dedup_dirty = False
+        self.dedup = Deduplicator(self.store, backend)
         # The sink's limits are read from the broker; internal topics are ours (defaults).
         self.limits = settings.output_limits if isinstance(spec.output, Sink) else DEFAULT_LIMITS
         self.largest_output = self.limits.max_message_bytes - RECORD_OVERHEAD
@@ -298,7 +304,7 @@ class StageExecutor:
             else None
         )
         if not spec.is_source_stage:
-            self._load_dedup()
+            self.dedup.load()
 
     # -- construction ----------------------------------------------------------------------
 
@@ -307,24 +313,28 @@ class StageExecutor:
         if isinstance(spec.input, Source):
             source = spec.input
             # Key columns (KEY / PRIMARY KEY) come from the record key alone, in every value
-            # format: the value holds the other columns (ksqlDB's rule).
+            # format: the value holds the other columns (ksqlDB's rule). In a join the fields
+            # are qualified (`o.amount`); the record holds the bare column names.
+            qualifier = qualifier_of(source)
+            raw = len(qualifier)
+            self.rowtime = qualifier + ROWTIME
             keys = set(source.schema.key)
             bounds = set(WINDOW_BOUNDS) if source.window_type is not None else set()
             columns = [
-                Column(f.name, f.type, key=f.name in keys)
+                Column(f.name[raw:], f.type, key=f.name in keys)
                 for f in source.schema.fields
-                if f.name != ROWTIME and f.name not in bounds
+                if f.name[raw:] != ROWTIME and f.name[raw:] not in bounds
             ]
-            decode = value_serde(
+            decode: ValueSerde = value_serde(
                 source.value_format,
                 columns,
-                timestamp_column=source.timestamp_field,
+                timestamp_column=source.timestamp_field[raw:] if source.timestamp_field else None,
                 timestamp_format=source.timestamp_format,
                 registry=registry,
                 subject=f"{source.topic}-value",
             )
             key_columns = [c for c in columns if c.key]
-            decode_key = (
+            decode_key: KeySerde | None = (
                 key_serde(
                     source.key_format, key_columns, registry=registry, subject=f"{source.topic}-key"
                 )
@@ -338,6 +348,10 @@ class StageExecutor:
                     source.window_size_ms,
                     end_first=self.settings.compatibility is Compatibility.KSQLDB,
                 )
+            if qualifier:
+                decode = QualifiedValues(decode, qualifier)
+                if decode_key is not None:
+                    decode_key = QualifiedKeys(decode_key, qualifier)
             return source.topic, decode, decode_key
         topic = internal_topic(
             self.settings.state_id or self.settings.query_id, spec.input.topic_suffix
@@ -402,7 +416,8 @@ class StageExecutor:
                 topic,
                 value_serde(Format.JSON, columns),
                 key_serde(
-                    Format.JSON, [Column(f"k{i}", e.type) for i, (_, e) in enumerate(output.keys)]
+                    spec.output_key_format,
+                    [Column(f"k{i}", e.type) for i, (_, e) in enumerate(output.keys)],
                 ),
                 _key_function(output.keys, self.settings.udfs),
             )
@@ -445,6 +460,7 @@ class StageExecutor:
         """
         pre = self.pre
         time_field = self.time_field
+        rowtime = self.rowtime
         decode = self.decode_value.decode
         decode_key = self.decode_key.decode if self.decode_key is not None else None
         key_cache = self.key_cache
@@ -486,7 +502,8 @@ class StageExecutor:
                     run_partition, run_max_time = partition, _NEVER
                 run_last = record
                 try:
-                    if check_duplicates and self._duplicate(record, partition):
+                    if check_duplicates and self.dedup.duplicate(record.headers(), partition):
+                        self.counters.duplicates += 1
                         continue
                     row = decode(record.value())
                     if row is None:
@@ -510,7 +527,7 @@ class StageExecutor:
                         event_time = record.timestamp()[1]
                     if not earliest <= event_time <= latest:
                         self._time_refused(event_time)
-                    row[ROWTIME] = event_time
+                    row[rowtime] = event_time
                     if event_time > run_max_time:
                         run_max_time = event_time
                     if pre is not None:
@@ -703,7 +720,7 @@ class StageExecutor:
         if isinstance(self.spec.output, Repartition):
             # Lets the next stage drop rows re-sent after a restart (effectively once).
             # Source partition and offset; a stage reads one source topic.
-            headers = [(SOURCE_HEADER, b"%d:%d" % (partition, offset))]
+            headers = [origin_header(str(partition), offset)]
         value = self.encode_value.encode(row)
         self._check_size(key, value, event_time, 64)  # its event time was checked
         out.send(self.output_topic, key, value, event_time, headers)
@@ -711,52 +728,17 @@ class StageExecutor:
 
     # -- repartition de-duplication ---------------------------------------------------------
 
-    def _duplicate(self, record: KafkaRecord, partition: int) -> bool:
-        """True for a repartitioned row already applied (re-sent after an upstream restart).
-
-        Rows from one source partition reach a repartition partition in source-offset order,
-        so remembering the highest source offset applied per (partition, source partition)
-        is enough; it is checkpointed with the state it protects.
-        """
-        headers = record.headers()
-        if not headers:
-            return False
-        name, origin = headers[0]
-        if name != SOURCE_HEADER or origin is None:
-            return False
-        text = origin.decode() if isinstance(origin, bytes) else str(origin)
-        source, _, offset_text = text.partition(":")
-        slot = (partition, source)
-        offset = int(offset_text)
-        if self.dedup.get(slot, -1) >= offset:
-            self.counters.duplicates += 1
-            return True
-        self.dedup[slot] = offset
-        self._dedup_dirty = True
-        return False
-
     def _dedup_prefix(self) -> bytes:
-        return self.store.encode() + b"\x00"
+        return self.dedup.prefix
 
     def retain_partitions(self, owned: set[int]) -> None:
         """Forget the de-duplication entries of input partitions another pod owns now, so
         checkpoints never write them back into those partitions' changelog."""
-        self.dedup = {slot: offset for slot, offset in self.dedup.items() if slot[0] in owned}
+        self.dedup.retain(owned)
 
     def dedup_keys(self, partition: int) -> list[bytes]:
         """The stored de-duplication keys of one input partition."""
-        prefix = self._dedup_prefix()
-        return [
-            raw
-            for raw, _ in self.backend.scan(DEDUP_STORE, prefix, prefix[:-1] + b"\x01")
-            if pickle.loads(raw[len(prefix) :])[0] == partition
-        ]
-
-    def _load_dedup(self) -> None:
-        prefix = self._dedup_prefix()
-        for raw, value in self.backend.scan(DEDUP_STORE, prefix, prefix[:-1] + b"\x01"):
-            partition, source = pickle.loads(raw[len(prefix) :])
-            self.dedup[(partition, source)] = struct.unpack(">q", value)[0]
+        return self.dedup.keys(partition)
 
     # -- errors ----------------------------------------------------------------------------
 
@@ -865,7 +847,7 @@ class StageExecutor:
             if self.decode_key is not None:
                 row.update(self.decode_key.decode(record.key()))
             event_time = row.get(self.time_field) if self.time_field else None
-            row[ROWTIME] = event_time if isinstance(event_time, int) else record.timestamp()[1]
+            row[self.rowtime] = event_time if isinstance(event_time, int) else record.timestamp()[1]
             if self.pre is not None:
                 row = self.pre(row)
                 if row is None:
@@ -918,36 +900,45 @@ class StageExecutor:
         if self._distinct_dirty:
             writes[self.store] = dict(self._distinct_dirty)
             self._distinct_dirty.clear()
-        if self._dedup_dirty:
-            prefix = self._dedup_prefix()
-            writes[DEDUP_STORE] = {
-                prefix + pickle.dumps(slot, pickle.HIGHEST_PROTOCOL): struct.pack(">q", offset)
-                for slot, offset in self.dedup.items()
-            }
-            self._dedup_dirty = False
+        dedup = self.dedup.changes()
+        if dedup:
+            writes[DEDUP_STORE] = dedup
         return writes
 
     @property
     def is_stateful(self) -> bool:
         return self.spec.stateful is not None or not self.spec.is_source_stage
 
+    @property
+    def input_topics(self) -> list[str]:
+        return [self.input_topic]
+
+    def offsets(self) -> dict[tuple[str, int], int]:
+        """The next offset to consume of every input partition processed."""
+        topic = self.input_topic
+        return {(topic, partition): offset for partition, offset in self.positions.items()}
+
+    def restore_writes(
+        self, store_writes: Mapping[bytes, bytes | None]
+    ) -> dict[str, dict[bytes, bytes | None]]:
+        """Store writes of this stage's changelog records (its one store)."""
+        return {self.store: dict(store_writes)}
+
+    def drop_writes(self, partition: int) -> dict[str, dict[bytes, bytes | None]]:
+        """Deletes of one partition's state."""
+        start, end = struct.pack(">i", partition), struct.pack(">i", partition + 1)
+        return {self.store: {key: None for key, _ in self.backend.scan(self.store, start, end)}}
+
     def changelog(
         self, writes: Mapping[str, Mapping[bytes, bytes | None]]
     ) -> tuple[dict[bytes, bytes | None], dict[tuple[int, bytes], bytes | None]]:
         """This stage's part of `changes()`, as (store writes, de-duplication writes keyed by
         (partition, key)) for its changelog topic."""
-        dedup: dict[tuple[int, bytes], bytes | None] = {}
-        prefix = self._dedup_prefix()
-        for key, value in writes.get(DEDUP_STORE, {}).items():
-            if key.startswith(prefix):
-                partition = pickle.loads(key[len(prefix) :])[0]
-                dedup[(partition, key)] = value
-        return dict(writes.get(self.store, {})), dedup
+        return dict(writes.get(self.store, {})), self.dedup.changelog(writes)
 
     def restored(self) -> None:
         """Re-read what a changelog restore wrote to the backend behind this executor."""
-        self.dedup.clear()
-        self._load_dedup()
+        self.dedup.load()
         if self.window_op is not None:
             self.window_op.stored_max_end.clear()
 

@@ -13,10 +13,12 @@ preserved side.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import heapq
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 from streamhouse_runtime.exec.operator import (
+    TIME_SEQUENCE,
     KeyFunction,
     Output,
     Row,
@@ -77,6 +79,8 @@ class StreamStreamJoinOperator:
         self.sequence = 0
         self.watermark_ms: dict[int, int] = {}
         self.late = 0
+        # partition -> heap of (closes at, sequence, port, join key): what expires next
+        self.expiry: dict[int, list[tuple[int, int, int, tuple[object, ...]]]] = {}
 
     # -- rows --------------------------------------------------------------------------------
 
@@ -146,6 +150,10 @@ class StreamStreamJoinOperator:
                 self._mark(other, partition, key, candidate)
         side.rows.setdefault(partition, {}).setdefault(key, []).append(entry)
         self._mark(side, partition, key, entry)
+        heapq.heappush(
+            self.expiry.setdefault(partition, []),
+            (self._closes_at(port, time_ms), entry.sequence, port, key),
+        )
         return outputs
 
     def _mark(self, side: _Side, partition: int, key: tuple[object, ...], entry: _Buffered) -> None:
@@ -155,36 +163,34 @@ class StreamStreamJoinOperator:
 
     def on_watermark(self, partition: int, watermark_ms: int) -> list[Output]:
         """Expire rows whose last partner can no longer come; pad the unmatched rows of a
-        preserved side, in time order."""
+        preserved side, in time order. Cheap when nothing expires (a heap of expiry times),
+        so it may run after every row."""
         if watermark_ms <= self.watermark_ms.get(partition, -(1 << 62)):
             return []
         self.watermark_ms[partition] = watermark_ms
+        heap = self.expiry.get(partition)
+        if not heap or heap[0][0] >= watermark_ms:
+            return []
         outputs: list[tuple[int, int, Output]] = []
-        for port, side in enumerate(self.sides):
-            keyed = side.rows.get(partition)
-            if not keyed:
+        while heap and heap[0][0] < watermark_ms:
+            _, sequence, port, key = heapq.heappop(heap)
+            side = self.sides[port]
+            keyed = side.rows.get(partition, {})
+            entries = keyed.get(key, [])
+            for position, entry in enumerate(entries):
+                if entry.sequence == sequence:
+                    del entries[position]
+                    break
+            else:
                 continue
-            for key in list(keyed):
-                kept = []
-                for entry in keyed[key]:
-                    if self._closes_at(port, entry.time_ms) >= watermark_ms:
-                        kept.append(entry)
-                        continue
-                    side.dirty[encode_timed_key(partition, key, entry.time_ms, entry.sequence)] = (
-                        None
-                    )
-                    if side.preserved and not entry.matched:
-                        padded = (
-                            self._joined(entry.row, None)
-                            if port == LEFT
-                            else self._joined(None, entry.row)
-                        )
-                        output = Output(padded, entry.time_ms, key)
-                        outputs.append((entry.time_ms, entry.sequence, output))
-                if kept:
-                    keyed[key] = kept
-                else:
-                    del keyed[key]
+            if not entries:
+                keyed.pop(key, None)
+            side.dirty[encode_timed_key(partition, key, entry.time_ms, entry.sequence)] = None
+            if side.preserved and not entry.matched:
+                padded = (
+                    self._joined(entry.row, None) if port == LEFT else self._joined(None, entry.row)
+                )
+                outputs.append((entry.time_ms, entry.sequence, Output(padded, entry.time_ms, key)))
         outputs.sort(key=lambda item: (item[0], item[1]))
         return [output for _, _, output in outputs]
 
@@ -217,3 +223,24 @@ class StreamStreamJoinOperator:
             side.rows.pop(partition, None)
             side.dirty = {k: v for k, v in side.dirty.items() if not k.startswith(prefix)}
         self.watermark_ms.pop(partition, None)
+        self.expiry.pop(partition, None)
+
+    def load(self, store: str, entries: Iterable[tuple[bytes, bool, Row]]) -> None:
+        """Buffered rows read back from `store` (key, matched flag, row), after a restart."""
+        port = next(i for i, side in enumerate(self.sides) if side.store == store)
+        side = self.sides[port]
+        touched: set[tuple[int, tuple[object, ...]]] = set()
+        for raw, matched, row in entries:
+            partition = int.from_bytes(raw[:4], "big", signed=True)
+            time_ms, sequence = TIME_SEQUENCE.unpack(raw[-TIME_SEQUENCE.size :])
+            key = side.key_of(row)
+            entry = _Buffered(time_ms, sequence, row, matched)
+            side.rows.setdefault(partition, {}).setdefault(key, []).append(entry)
+            touched.add((partition, key))
+            heapq.heappush(
+                self.expiry.setdefault(partition, []),
+                (self._closes_at(port, time_ms), sequence, port, key),
+            )
+            self.sequence = max(self.sequence, sequence + 1)
+        for partition, key in touched:
+            side.rows[partition][key].sort(key=lambda entry: entry.sequence)

@@ -9,7 +9,7 @@ finds no table row, is dropped by INNER and emitted with NULL table columns by L
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 from streamhouse_runtime.exec.operator import (
     KeyFunction,
@@ -97,6 +97,12 @@ class StreamTableJoinOperator:
 
     def rows(self, partition: int) -> int:
         return len(self.table.get(partition, {}))
+
+    def load(self, entries: Iterable[tuple[bytes, Row]]) -> None:
+        """Table rows read back from the store (state key, row), after a restart."""
+        for raw, row in entries:
+            partition = int.from_bytes(raw[:4], "big", signed=True)
+            self.table.setdefault(partition, {})[self.table_key(row)] = row
 
     def drop_partition(self, partition: int) -> None:
         self.table.pop(partition, None)

@@ -14,6 +14,7 @@ from streamhouse_runtime.plan.nodes import (
     Aggregate,
     Distinct,
     Filter,
+    Join,
     PlanNode,
     Project,
     Repartition,
@@ -21,8 +22,8 @@ from streamhouse_runtime.plan.nodes import (
     Source,
     WindowAggregate,
 )
-from streamhouse_runtime.plan.stages import Stage, stage_graph
-from streamhouse_runtime.sql.catalog import Column
+from streamhouse_runtime.plan.stages import Port, Stage, stage_graph
+from streamhouse_runtime.sql.catalog import Column, Format, SourceKind
 from streamhouse_runtime.sql.errors import ErrorCode, SqlError
 
 
@@ -53,23 +54,71 @@ class StageSpec:
     post: list[Filter | Project] = field(default_factory=list)
     rekey: Repartition | None = None  # PARTITION BY folded into the output
     output: Repartition | Sink | None = None
+    output_key_format: Format = Format.JSON  # of a repartition topic's keys
 
     @property
     def is_source_stage(self) -> bool:
         return isinstance(self.input, Source)
 
 
-EXECUTABLE = "filters, projections, windowed and running aggregations, DISTINCT and PARTITION BY"
+@dataclass
+class JoinStageSpec:
+    """A join stage: two co-partitioned ports, the join, stateless operators after it."""
+
+    index: int
+    ports: tuple[Port, ...]
+    join: Join
+    post: list[Filter | Project] = field(default_factory=list)
+    rekey: Repartition | None = None
+    output: Repartition | Sink | None = None
+    output_key_format: Format = Format.JSON
+
+    @property
+    def stateful(self) -> Join:
+        return self.join
+
+    @property
+    def is_source_stage(self) -> bool:
+        return False  # a join keeps state whatever it reads
+
+    @property
+    def input(self) -> Source | Repartition:
+        return self.ports[0].reads
 
 
-def _spec(stage: Stage) -> StageSpec:
-    """The executor's view of one stage of the graph: one port, at most one stateful
-    operator, stateless operators before and after it."""
-    if len(stage.ports) > 1:
-        join = next((n for n in stage.operators if len(n.children()) > 1), stage.operators[0])
+ExecSpec = StageSpec | JoinStageSpec
+
+EXECUTABLE = (
+    "filters, projections, windowed and running aggregations, DISTINCT, PARTITION BY, "
+    "stream-table and stream-stream joins"
+)
+
+
+def _join_spec(stage: Stage) -> JoinStageSpec:
+    joins = [n for n in stage.operators if isinstance(n, Join)]
+    if len(stage.ports) != 2 or len(joins) != 1 or stage.operators[0] is not joins[0]:
+        raise NotExecutable(f"a stage with {len(stage.ports)} inputs is not executable yet")
+    join = joins[0]
+    if join.left_kind is SourceKind.TABLE and join.right_kind is SourceKind.TABLE:
         raise NotExecutable(
             f"{join.label()} is planned but not executable yet: this runtime runs {EXECUTABLE}"
         )
+    post: list[Filter | Project] = []
+    for node in stage.operators[1:]:
+        if not isinstance(node, Filter | Project):
+            raise NotExecutable(
+                f"{node.label()} right after a join is not executable yet (its input is "
+                "keyed by the join key; re-key it first)"
+            )
+        post.append(node)
+    return JoinStageSpec(stage.index, stage.ports, join, post, stage.rekey, stage.output)
+
+
+def _spec(stage: Stage) -> ExecSpec:
+    """The executor's view of one stage of the graph: one port, at most one stateful
+    operator, stateless operators before and after it; or a join stage."""
+    if len(stage.ports) > 1:
+        return _join_spec(stage)
     port = stage.ports[0]
     spec = StageSpec(stage.index, port.reads, rekey=stage.rekey, output=stage.output)
     spec.pre.extend(n for n in port.operators if isinstance(n, Filter | Project))
@@ -89,12 +138,44 @@ def _spec(stage: Stage) -> StageSpec:
     return spec
 
 
-def split_stages(plan: Sink) -> list[StageSpec]:
+def split_stages(plan: Sink) -> list[ExecSpec]:
     """Stages in data-flow order, from the plan's stage graph; raises NotExecutable for
     operators not run yet."""
     if not isinstance(plan, Sink):
         raise NotExecutable(f"a query must end at a sink, not {plan.label()}")
-    return [_spec(stage) for stage in stage_graph(plan).stages]
+    graph = stage_graph(plan)
+    specs = [_spec(stage) for stage in graph.stages]
+    formats = _repartition_key_formats(graph.stages)
+    for spec in specs:
+        if isinstance(spec.output, Repartition):
+            spec.output_key_format = formats.get(spec.output.topic_suffix, Format.JSON)
+    return specs
+
+
+def _repartition_key_formats(stages: tuple[Stage, ...]) -> dict[str, Format]:
+    """The key format of each repartition topic that feeds a join next to a source topic it
+    reads directly: that source's key format, so the same key value has the same key bytes
+    (and so the same partition) on both sides. Other repartition topics use JSON keys."""
+    formats: dict[str, Format] = {}
+    for stage in stages:
+        direct = [p.reads for p in stage.ports if isinstance(p.reads, Source)]
+        if len(stage.ports) < 2 or not direct:
+            continue
+        for port in stage.ports:
+            if isinstance(port.reads, Repartition):
+                key_format = direct[0].key_format
+                if key_format is Format.KAFKA and len(port.reads.keys) > 1:
+                    key_format = Format.JSON
+                formats[port.reads.topic_suffix] = key_format
+    return formats
+
+
+def stage_ports(spec: ExecSpec) -> list[Port]:
+    """The input ports of a stage (one for a single-input stage)."""
+    if isinstance(spec, JoinStageSpec):
+        return list(spec.ports)
+    kind = spec.input.kind if isinstance(spec.input, Source) else SourceKind.STREAM
+    return [Port(0, spec.input, kind)]
 
 
 def internal_topic(query_id: str, suffix: str) -> str:

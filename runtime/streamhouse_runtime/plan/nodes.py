@@ -197,6 +197,7 @@ class Join(PlanNode):
     within_before_ms: int | None = None
     within_after_ms: int | None = None
     store: str = "join"
+    grace_ms: int | None = None  # None: not given (ksqlDB's default applies)
 
     def children(self) -> tuple[PlanNode, ...]:
         return (self.left, self.right)
@@ -216,6 +217,8 @@ class Join(PlanNode):
             lines.append(
                 f"within=({self.within_before_ms}ms before, {self.within_after_ms}ms after)"
             )
+        if self.grace_ms is not None:
+            lines.append(f"grace={self.grace_ms}ms")
         return lines
 
     def state(self) -> tuple[StateStore, ...]:

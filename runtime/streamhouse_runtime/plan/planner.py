@@ -154,6 +154,7 @@ def plan_query(query: AnalyzedQuery) -> PlanNode:
             within_before_ms=step.within_before_ms,
             within_after_ms=step.within_after_ms,
             store=f"join-{number}",
+            grace_ms=step.grace_ms,
         )
     if query.where is not None:
         node = Filter(node.schema, node, query.where)

@@ -798,7 +798,7 @@ class _QueryAnalyzer:
             self.binder.require_boolean(condition, join.args["on"], "ON")
             left_keys, right_keys, residual = self._split_on(join.args["on"], left_scope, right)
             within = join.args.get("within")
-            before = after = None
+            before = after = grace = None
             if right.kind is SourceKind.STREAM and left_kind is SourceKind.STREAM:
                 if within is None:
                     self.fail(
@@ -812,6 +812,8 @@ class _QueryAnalyzer:
                 else:
                     before = interval_ms(within.args["before"], self.fail)
                     after = interval_ms(within.args["after"], self.fail)
+                if within.args.get("grace") is not None:
+                    grace = interval_ms(within.args["grace"], self.fail)
             else:
                 if within is not None:
                     self.fail(
@@ -843,6 +845,7 @@ class _QueryAnalyzer:
                     left_kind=left_kind,
                     within_before_ms=before,
                     within_after_ms=after,
+                    grace_ms=grace,
                 )
             )
             if right.kind is SourceKind.STREAM:

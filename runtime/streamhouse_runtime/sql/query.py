@@ -103,6 +103,7 @@ class JoinStep:
     left_kind: SourceKind
     within_before_ms: int | None = None
     within_after_ms: int | None = None
+    grace_ms: int | None = None  # WITHIN ... GRACE PERIOD; None: not given
 
 
 @dataclass(frozen=True)

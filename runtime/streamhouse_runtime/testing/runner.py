@@ -18,6 +18,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from streamhouse_runtime.exec.join_stage import JoinStageExecutor
 from streamhouse_runtime.exec.pipeline import (
     ErrorPolicy,
     Headers,
@@ -25,10 +26,20 @@ from streamhouse_runtime.exec.pipeline import (
     StageExecutor,
     StageSettings,
 )
-from streamhouse_runtime.exec.topology import NotExecutable, result_key_columns, split_stages
+from streamhouse_runtime.exec.topology import (
+    ExecSpec,
+    JoinStageSpec,
+    NotExecutable,
+    internal_topic,
+    result_key_columns,
+    split_stages,
+    stage_ports,
+)
+from streamhouse_runtime.io.partitioner import java_partition
 from streamhouse_runtime.io.serde import key_serde, value_serde
 from streamhouse_runtime.io.windowed_keys import split_windowed_key, windowed_key
-from streamhouse_runtime.plan.nodes import Aggregate, Sink, WindowAggregate
+from streamhouse_runtime.plan.nodes import Aggregate, Repartition, Sink, WindowAggregate
+from streamhouse_runtime.plan.nodes import Source as PlanSource
 from streamhouse_runtime.plan.planner import plan_statement
 from streamhouse_runtime.program import load_udfs
 from streamhouse_runtime.sql.analyzer import analyze
@@ -47,13 +58,16 @@ class TopicRecord:
     value: bytes | None
     timestamp_ms: int
     headers: Headers | None = None
+    partition: int = 0
 
 
 class MemoryTopics:
-    """In-memory topics; the RecordSink the stages of an offline run write to."""
+    """In-memory topics; the RecordSink the stages of an offline run write to. A record goes
+    to the partition Kafka's Java partitioner picks for its key (murmur2), as in a pod."""
 
     def __init__(self) -> None:
         self.records: dict[str, list[TopicRecord]] = defaultdict(list)
+        self.partitions: dict[str, int] = {}  # partition counts; topics not named have one
         self.sent = 0
 
     def send(
@@ -64,7 +78,9 @@ class MemoryTopics:
         timestamp_ms: int,
         headers: Headers | None = None,
     ) -> None:
-        self.records[topic].append(TopicRecord(key, value, timestamp_ms, headers))
+        count = self.partitions.get(topic, 1)
+        partition = java_partition(key, count) if key is not None and count > 1 else 0
+        self.records[topic].append(TopicRecord(key, value, timestamp_ms, headers, partition))
         self.sent += 1
 
 
@@ -112,6 +128,11 @@ class OfflineRun:
                 raise ValueError(f"input {position}: no stream or table reads topic {topic!r}")
             value = item.get("value")
             key = item.get("key")
+            partition = int(item.get("partition", 0))
+            if partition < 0:
+                raise ValueError(f"input {position}: partition {partition} is negative")
+            known = max(self.memory.partitions.get(topic, 1), source.partitions or 1)
+            self.memory.partitions[topic] = max(known, partition + 1)
             self.topics[topic].append(
                 TopicRecord(
                     self._encode_key(source, key)
@@ -119,6 +140,7 @@ class OfflineRun:
                     else self._encode_windowed_key(source, key, item.get("window")),
                     self._encode_value(source, value),
                     int(item.get("timestamp", 0)),
+                    partition=partition,
                 )
             )
 
@@ -174,30 +196,57 @@ class OfflineRun:
                 compatibility=self.program.compatibility,
             )
             backend = MemoryStateBackend()
+            self._partition_internal_topics(stages, settings)
             for spec in stages:
-                executor = StageExecutor(spec, settings, backend)
+                executor: StageExecutor | JoinStageExecutor = (
+                    JoinStageExecutor(spec, settings, backend)
+                    if isinstance(spec, JoinStageSpec)
+                    else StageExecutor(spec, settings, backend)
+                )
                 records = [
                     MemoryRecord(
-                        executor.input_topic,
-                        0,
+                        topic,
+                        record.partition,
                         offset,
                         record.timestamp_ms,
                         record.key,
                         record.value,
                         record.headers,
                     )
-                    for offset, record in enumerate(self.topics.get(executor.input_topic, []))
+                    for topic in executor.input_topics
+                    for offset, record in enumerate(self.topics.get(topic, []))
                 ]
                 executor.process(records, self.memory)
-                if executor.window_op is not None:
-                    before = self.memory.sent
-                    executor.advance(self.memory, final=True)
-                    if self.memory.sent > before:
-                        notes.append(
-                            f"{statement.name}: end of input closed {self.memory.sent - before} "
-                            "open window(s) (bounded source)"
-                        )
+                before = self.memory.sent
+                executor.advance(self.memory, final=True)
+                if executor.window_op is not None and self.memory.sent > before:
+                    notes.append(
+                        f"{statement.name}: end of input closed {self.memory.sent - before} "
+                        "open window(s) (bounded source)"
+                    )
         return notes
+
+    def _partition_internal_topics(self, stages: list[ExecSpec], settings: StageSettings) -> None:
+        """Internal topics get the partition count of the query's first source topic, as in
+        a pod; a join's repartition topic gets that of the source topic it joins."""
+        counts = self.memory.partitions
+        first = next(
+            (
+                p.reads.topic
+                for s in stages
+                for p in stage_ports(s)
+                if isinstance(p.reads, PlanSource)
+            ),
+            None,
+        )
+        default = counts.get(first, 1) if first is not None else 1
+        state_id = settings.state_id or settings.query_id
+        for spec in stages:
+            direct = [p.reads.topic for p in stage_ports(spec) if isinstance(p.reads, PlanSource)]
+            for port in stage_ports(spec):
+                if isinstance(port.reads, Repartition):
+                    topic = internal_topic(state_id, port.reads.topic_suffix)
+                    counts[topic] = counts.get(direct[0], 1) if direct else default
 
     def outputs(self) -> list[dict[str, Any]]:
         """Every record the queries produced, in the test-file format."""
@@ -241,7 +290,13 @@ class OfflineRun:
         key: Any = None
         key_columns = [c for c in sink.columns if c.key]
         if key_bytes:
-            if isinstance(stateful, Aggregate | WindowAggregate):
+            last = stages[-1]
+            if isinstance(last, JoinStageSpec):
+                keyed_by = (
+                    [e for _, e in last.rekey.keys] if last.rekey else list(last.join.left_keys)
+                )
+                columns = [Column(f"k{i}", e.type) for i, e in enumerate(keyed_by)]
+            elif isinstance(stateful, Aggregate | WindowAggregate):
                 columns = result_key_columns(stateful)
             else:
                 columns = key_columns or [Column("key", sink.columns[0].type)]

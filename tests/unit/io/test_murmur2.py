@@ -1,11 +1,11 @@
-"""The tests' murmur2 (tests/harness/partitioning.py) against published vectors of Kafka's
+"""The runtime's murmur2 (io/partitioner.py) against published vectors of Kafka's
 Java `Utils.murmur2` and librdkafka's murmur2 unit test, and the partition rule on top of it."""
 
 from __future__ import annotations
 
 import pytest
 
-from tests.harness.partitioning import java_partition, murmur2, to_positive
+from streamhouse_runtime.io.partitioner import java_partition, murmur2, to_positive
 
 pytestmark = pytest.mark.unit
 

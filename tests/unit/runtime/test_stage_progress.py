@@ -98,7 +98,7 @@ def test_a_stage_forgets_the_deduplication_of_partitions_it_no_longer_owns() -> 
     another pod's partitions back into their changelog."""
     import pickle
 
-    from streamhouse_runtime.exec.pipeline import DEDUP_STORE, SOURCE_HEADER
+    from streamhouse_runtime.exec.dedup import DEDUP_STORE, SOURCE_HEADER
 
     _, statement = load_single_query(
         "CREATE STREAM o (c VARCHAR, n BIGINT) WITH (kafka_topic = 'o', value_format = 'JSON');\n"

@@ -1,6 +1,6 @@
 """The partition a Java producer picks for a key: Kafka's `Utils.murmur2` and the built-in
-partitioner's `toPositive(murmur2(keyBytes)) % numPartitions`. Only tests need it: the runtime
-asks librdkafka for the same rule (`partitioner=murmur2_random`)."""
+partitioner's `toPositive(murmur2(keyBytes)) % numPartitions`. Pods ask librdkafka for the
+same rule (`partitioner=murmur2_random`); the offline runner places records with this one."""
 
 from __future__ import annotations
 
