@@ -196,6 +196,15 @@ def _columns(schema: Schema) -> list[Column]:
     return [Column(f.name, f.type) for f in schema.fields]
 
 
+def sink_value_columns(schema: Schema, compatibility: Compatibility) -> list[Column]:
+    """The columns a sink's value serde gets: under ksqlDB's rules the key columns are
+    flagged, so they are written to the key alone and not again in the value."""
+    if compatibility is not Compatibility.KSQLDB:
+        return _columns(schema)
+    keys = set(schema.key)
+    return [Column(f.name, f.type, key=f.name in keys) for f in schema.fields]
+
+
 def _chain(nodes: Sequence[Filter | Project], udfs: UdfRegistry | None) -> Transform | None:
     """Fuse a Filter/Project chain into as few generated functions as possible."""
     steps: list[Transform] = []
@@ -423,11 +432,7 @@ class StageExecutor:
             )
         if not isinstance(output, Sink):
             raise ValueError("a stage must end in a repartition or a sink")
-        columns = _columns(output.schema)
-        if self.settings.compatibility is Compatibility.KSQLDB:
-            # ksqlDB writes key columns to the key alone, not again in the value.
-            keys = set(output.schema.key)
-            columns = [Column(c.name, c.type, key=c.name in keys) for c in columns]
+        columns = sink_value_columns(output.schema, self.settings.compatibility)
         key_columns: list[Column] = []
         if spec.stateful is not None and not isinstance(spec.stateful, Distinct):
             key_columns = result_key_columns(spec.stateful)

@@ -516,3 +516,13 @@ def test_a_key_missing_from_the_projection_is_refused_as_in_ksqldb(query: str) -
         analyze(DDL + query, compatibility=KSQLDB)
     (error,) = raised.value.errors
     assert error.code.value == "E301" and "key missing from projection" in error.message
+
+
+def test_the_ksqldb_value_columns_flag_the_sinks_key_columns() -> None:
+    from streamhouse_runtime.exec.pipeline import sink_value_columns
+    from streamhouse_runtime.plan.nodes import Field, Schema
+    from streamhouse_runtime.sql import types as t
+
+    schema = Schema((Field("K", t.VARCHAR), Field("N", t.BIGINT)), ("K",))
+    assert [c.key for c in sink_value_columns(schema, KSQLDB)] == [True, False]
+    assert [c.key for c in sink_value_columns(schema, Compatibility.DEFAULT)] == [False, False]
