@@ -539,6 +539,13 @@ class _QueryAnalyzer:
                     part,
                 )
         self._relations(select)
+        windowed = [r for r in self.relations if r.source.window_type is not None]
+        if windowed and len(self.relations) > 1:
+            self.fail(
+                ErrorCode.UNSUPPORTED,
+                f"joining the windowed source {windowed[0].source.name} is not supported yet",
+                select.args.get("joins", [select])[0],
+            )
         self.query = AnalyzedQuery(node=select, relations=self.relations)
         self._joins(select)
         match = select.args.get("match")

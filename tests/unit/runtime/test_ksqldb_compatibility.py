@@ -526,3 +526,17 @@ def test_the_ksqldb_value_columns_flag_the_sinks_key_columns() -> None:
     schema = Schema((Field("K", t.VARCHAR), Field("N", t.BIGINT)), ("K",))
     assert [c.key for c in sink_value_columns(schema, KSQLDB)] == [True, False]
     assert [c.key for c in sink_value_columns(schema, Compatibility.DEFAULT)] == [False, False]
+
+
+def test_joining_a_windowed_source_is_refused() -> None:
+    from streamhouse_runtime.sql.errors import SqlValidationError
+
+    sql = _windowed_source("window_type = 'SESSION'") + (
+        "CREATE TABLE u (k VARCHAR PRIMARY KEY, name VARCHAR) "
+        "WITH (kafka_topic = 'u', value_format = 'JSON');\n"
+        "CREATE STREAM o AS SELECT w.k, u.name FROM w JOIN u ON w.k = u.k;"
+    )
+    with pytest.raises(SqlValidationError) as raised:
+        analyze(sql)
+    (error,) = raised.value.errors
+    assert error.code.value == "E403" and "windowed source w is not supported" in error.message
