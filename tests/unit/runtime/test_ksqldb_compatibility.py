@@ -262,9 +262,9 @@ def test_a_windowed_aggregate_carries_the_largest_input_timestamp_not_the_window
     inputs = [_row("a", 2_000, v=1), _row("a", 1_000, v=1), _row("a", 61_000, v=1)]
     outputs = _run(sql, inputs)
     assert [(o["value"]["N"], o["timestamp"], o["window"]) for o in outputs] == [
-        (1, 2_000, {"start": 0, "end": 60_000}),
-        (2, 2_000, {"start": 0, "end": 60_000}),
-        (1, 61_000, {"start": 60_000, "end": 120_000}),
+        (1, 2_000, {"start": 0, "end": 60_000, "type": "time"}),
+        (2, 2_000, {"start": 0, "end": 60_000, "type": "time"}),
+        (1, 61_000, {"start": 60_000, "end": 120_000, "type": "time"}),
     ]
     default = _run(sql, inputs, Compatibility.DEFAULT)
     assert [o["timestamp"] for o in default] == [59_999, 59_999, 119_999]
@@ -410,7 +410,7 @@ def test_a_tumbling_windowed_source_reads_its_bounds_from_the_key() -> None:
     (output,) = run.outputs()
     assert output["value"] == {"WS": 30_000, "WINDOWEND": 60_000, "N": 1}
     # The query keeps the windowed key: its output is windowed too.
-    assert output["window"] == {"start": 30_000, "end": 60_000}
+    assert output["window"] == {"start": 30_000, "end": 60_000, "type": "time"}
     assert run.topics["O"][0].key == record.key
 
 
@@ -432,7 +432,7 @@ def test_a_session_windowed_source_reads_the_bounds_in_the_modes_layout(
     run.run()
     (output,) = run.outputs()
     assert output["value"] == value
-    assert output["window"] == {"start": 1, "end": 9}
+    assert {k: v for k, v in output["window"].items() if k != "type"} == {"start": 1, "end": 9}
 
 
 def test_windowed_source_bounds_stay_out_of_select_star() -> None:
@@ -440,7 +440,7 @@ def test_windowed_source_bounds_stay_out_of_select_star() -> None:
     sql += "CREATE STREAM o AS SELECT * FROM w;"
     (output,) = _from_windowed(sql, {"start": 60_000})
     assert output["value"] == {"N": 1}
-    assert output["window"] == {"start": 60_000, "end": 120_000}
+    assert output["window"] == {"start": 60_000, "end": 120_000, "type": "time"}
 
 
 def test_a_windowed_aggregation_output_reads_back_as_a_windowed_source() -> None:
@@ -540,3 +540,18 @@ def test_joining_a_windowed_source_is_refused() -> None:
         analyze(sql)
     (error,) = raised.value.errors
     assert error.code.value == "E403" and "windowed source w is not supported" in error.message
+
+
+def test_windows_name_their_type_under_ksqldb_and_compare_ignores_what_is_left_out() -> None:
+    from streamhouse_runtime.testing.runner import compare
+
+    sql = WINDOWED + (
+        "CREATE TABLE t AS SELECT k, COUNT(*) AS n FROM s WINDOW SESSION (60 SECONDS) GROUP BY k;"
+    )
+    (output,) = _run(sql, [_row("a", 1_000, v=1)])
+    assert output["window"] == {"start": 1_000, "end": 1_000, "type": "session"}
+    (default,) = _run(sql, [_row("a", 1_000, v=1)], Compatibility.DEFAULT)
+    assert default["window"] == {"start": 1_000, "end": 1_000}
+    expected = {"topic": "T", "window": {"start": 1_000, "end": 1_000}}
+    assert compare([expected], [output]) == []
+    assert compare([{**expected, "window": {"start": 1_000, "type": "time"}}], [output]) != []
