@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import NoReturn
 
 from sqlglot import exp
@@ -153,6 +153,7 @@ def analyze(
         raise SqlValidationError([SqlError(ErrorCode.SYNTAX, message, 1, 1)]) from None
     if compatibility is Compatibility.KSQLDB:
         upper_case_unquoted(statements)
+        shared = _shared_under(shared, compatibility)
     analyzer = _ProgramAnalyzer(text, shared, compatibility)
     # Long operator chains (a + a + ... or NOT NOT ...) nest without parentheses.
     problem = check_trees(statements, analyzer.locator)
@@ -164,6 +165,23 @@ def analyze(
         deepest = deepest_node(statements)
         line, column = analyzer.locator.of(deepest) if deepest is not None else (1, 1)
         raise SqlValidationError([_too_deep(line, column)]) from None
+
+
+def _shared_under(
+    shared: Mapping[str, Source] | None, compatibility: Compatibility
+) -> Mapping[str, Source] | None:
+    """The shared declarations as the pods read them under `compatibility`: a pod runs their
+    DDL text in front of the query (`declarations.prelude`), so admission and reconcile see
+    the names that text gives under the mode (upper-cased under ksqldb)."""
+    if not shared:
+        return shared
+    from streamhouse_runtime.sql.declarations import render_ddl  # it imports this module
+
+    converted: dict[str, Source] = {}
+    for key, source in shared.items():
+        declared = analyze(render_ddl(source), None, compatibility).catalog.sources
+        converted[key] = replace(next(iter(declared.values())), derived=source.derived)
+    return converted
 
 
 def _too_deep(line: int, column: int) -> SqlError:

@@ -555,3 +555,39 @@ def test_windows_name_their_type_under_ksqldb_and_compare_ignores_what_is_left_o
     expected = {"topic": "T", "window": {"start": 1_000, "end": 1_000}}
     assert compare([expected], [output]) == []
     assert compare([{**expected, "window": {"start": 1_000, "type": "time"}}], [output]) != []
+
+
+def test_shared_declarations_are_read_as_the_pods_read_their_text_under_the_mode() -> None:
+    """A pod runs the catalog's DDL text in front of the query; admission and reconcile, which
+    resolve against the declarations themselves, must see the same names."""
+    from streamhouse_runtime.plan.explain import explain_text
+    from streamhouse_runtime.plan.planner import plan_statement
+    from streamhouse_runtime.program import load_single_query
+    from streamhouse_runtime.sql.declarations import catalog_of, load_catalog, prelude
+
+    folder = Path(__file__).resolve().parents[3] / "examples" / "temperature-alerts"
+    shared = catalog_of(load_catalog([folder / "catalog.yaml"]))
+    sql = "CREATE STREAM hot AS SELECT sensor_id, temperature * 2 FROM sensor_readings;"
+    program, statement = load_single_query(sql, shared, compatibility=KSQLDB)
+    assert statement.sink is not None
+    assert [c.name for c in statement.sink.columns] == ["SENSOR_ID", "KSQL_COL_0"]
+    pod_text = prelude(shared, program.catalog.shared_used) + sql
+    _, in_pod = load_single_query(pod_text, compatibility=KSQLDB)
+    assert explain_text(plan_statement(in_pod)) == explain_text(plan_statement(statement))
+    _, default = load_single_query(sql, shared)
+    assert default.sink is not None and default.sink.columns[0].name == "sensor_id"
+
+
+def test_a_windowed_output_registered_in_the_catalog_keeps_its_windowed_keys() -> None:
+    from streamhouse_runtime.sql.declarations import render_ddl
+
+    sql = WINDOWED + (
+        "CREATE TABLE c AS SELECT k, COUNT(*) AS n FROM s WINDOW HOPPING (SIZE 1 MINUTE, "
+        "ADVANCE BY 10 SECONDS) GROUP BY k;"
+    )
+    (statement,) = analyze(sql).persistent_queries
+    assert statement.sink is not None
+    text = render_ddl(statement.sink)
+    assert "window_type = 'HOPPING'" in text
+    (declared,) = analyze(text).catalog.sources.values()
+    assert (declared.window_type, declared.window_size_ms) == ("HOPPING", 60_000)
