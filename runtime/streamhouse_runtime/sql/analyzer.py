@@ -562,7 +562,7 @@ class _QueryAnalyzer:
             self.fail(
                 ErrorCode.UNSUPPORTED,
                 f"joining the windowed source {windowed[0].source.name} is not supported yet",
-                select.args.get("joins", [select])[0],
+                (select.args.get("joins") or [select])[0],
             )
         self.query = AnalyzedQuery(node=select, relations=self.relations)
         self._joins(select)
@@ -605,21 +605,15 @@ class _QueryAnalyzer:
     def _keys_projected(self, select: exp.Select) -> None:
         """ksqlDB's rule: a GROUP BY or PARTITION BY key must be in the projection ("Key
         missing from projection"), where it names the key and stays out of the value."""
-        clause = select.args.get("partition_by") or select.args.get("group")
-        keys = self.query.partition_by or self.query.group_keys
-        projected = {
-            expr.name
-            for _, expr in self.query.select
-            if isinstance(expr, bound.ColumnRef) and self.query.group_keys
-        } | set(self.query.key_fields)
-        missing = [
-            expr
-            for name, expr in keys
-            if name not in projected
-            and not (self.query.partition_by and expr in {e for _, e in self.query.select})
-        ]
+        if self.query.partition_by:
+            selected = {expr for _, expr in self.query.select}
+            missing = [expr for _, expr in self.query.partition_by if expr not in selected]
+            what, clause = "partitioning", select.args.get("partition_by")
+        else:
+            references = {e.name for _, e in self.query.select if isinstance(e, bound.ColumnRef)}
+            missing = [expr for name, expr in self.query.group_keys if name not in references]
+            what, clause = "grouping", select.args.get("group")
         if missing and clause is not None:
-            what = "partitioning" if self.query.partition_by else "grouping"
             shown = ", ".join(e.render() for e in missing)
             self.fail(
                 ErrorCode.NON_GROUPED_COLUMN,
