@@ -75,6 +75,7 @@ from streamhouse_runtime.plan.nodes import Repartition, Sink, Source
 from streamhouse_runtime.plan.planner import plan_statement
 from streamhouse_runtime.plan.upgrade import state_fingerprint
 from streamhouse_runtime.program import load_single_query, load_udfs
+from streamhouse_runtime.sql.compatibility import parse_compatibility
 from streamhouse_runtime.sql.errors import SqlValidationError
 from streamhouse_runtime.state.backend import RocksdbStateBackend
 from streamhouse_runtime.state.changelog import (
@@ -106,7 +107,9 @@ class QueryRuntime:
         self.health = HealthState()
         self.stopping = False
         sql = Path(config.query_file).read_text()
-        self.program, self.statement = load_single_query(sql)
+        self.program, self.statement = load_single_query(
+            sql, compatibility=parse_compatibility(config.compatibility)
+        )
         plan = plan_statement(self.statement)
         assert isinstance(plan, Sink)
         self.plan = plan
@@ -125,6 +128,7 @@ class QueryRuntime:
             SchemaRegistry(config.schema_registry_url) if config.schema_registry_url else None
         )
         settings = StageSettings(
+            compatibility=self.program.compatibility,
             query_id=self.query_id,
             state_id=self.state_id,
             dead_letter_topic=self.dead_letter_topic,

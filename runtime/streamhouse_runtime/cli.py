@@ -31,6 +31,8 @@ def _run(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     if args.query:
         config.query_file = args.query
+    if args.compatibility:
+        config.compatibility = args.compatibility
     return run(config)
 
 
@@ -63,10 +65,12 @@ def build_parser() -> argparse.ArgumentParser:
     test.add_argument(
         "-c", "--catalog", action="append", metavar="PATH", help="StreamSource manifests"
     )
+    sql_commands.add_compatibility_option(test)
     test.set_defaults(handler=_test)
     run = commands.add_parser("run", help="run one query (what every query pod runs)")
     run.add_argument("--query", help="SQL file (default: $STREAMHOUSE_QUERY_FILE)")
     run.add_argument("--config", help="YAML/JSON settings file; STREAMHOUSE_* env wins")
+    sql_commands.add_compatibility_option(run)
     run.set_defaults(handler=_run)
     for entry in sorted(entry_points(group="streamhouse.cli"), key=lambda e: e.name):
         entry.load()(commands)

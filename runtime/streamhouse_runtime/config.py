@@ -43,6 +43,9 @@ class RuntimeConfig:
     producer_config: dict[str, str] = field(default_factory=dict)
     udf_path: str = ""
     reset_state: bool = False
+    # Whose conventions the query follows (sql/compatibility.py); the StreamQuery's
+    # spec.compatibility, set by the operator.
+    compatibility: str = "default"
 
     def resolved_ordinal(self) -> int:
         if self.ordinal >= 0:

@@ -22,6 +22,7 @@ from streamhouse_runtime.plan.planner import plan_statement
 from streamhouse_runtime.plan.stages import copartition_conflicts, stage_graph
 from streamhouse_runtime.sql.analyzer import analyze
 from streamhouse_runtime.sql.catalog import Source
+from streamhouse_runtime.sql.compatibility import Compatibility
 from streamhouse_runtime.sql.errors import ErrorCode, SqlError, SqlValidationError
 from streamhouse_runtime.sql.positions import Locator
 from streamhouse_runtime.sql.query import AnalyzedStatement, Program, StatementKind
@@ -38,14 +39,16 @@ def load_single_query(
     sql: str,
     shared: Mapping[str, Source] | None = None,
     udf_directory_mounted: bool = True,
+    compatibility: Compatibility = Compatibility.DEFAULT,
 ) -> tuple[Program, AnalyzedStatement]:
     """Analyze `sql` (names it does not declare resolve against the `shared` catalog); it must
     hold exactly one persistent query that the runtime can run.
 
     `udf_directory_mounted`: the pods will have a UDF directory (the StreamQuery names a
     ConfigMap in spec.udfs); without one, only `streamhouse.udfs` entry points can load.
+    `compatibility`: the StreamQuery's spec.compatibility (`sql/compatibility.py`).
     """
-    program = analyze(sql, shared)
+    program = analyze(sql, shared, compatibility)
     if not udf_directory_mounted:
         for function in program.catalog.functions.values():
             if entry_point_value(function.target) is None:

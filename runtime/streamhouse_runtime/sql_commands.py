@@ -15,8 +15,8 @@ from streamhouse_runtime.plan.stages import stage_graph
 from streamhouse_runtime.program import load_single_query
 from streamhouse_runtime.sql.analyzer import analyze
 from streamhouse_runtime.sql.catalog import Source
+from streamhouse_runtime.sql.compatibility import Compatibility, parse_compatibility
 from streamhouse_runtime.sql.declarations import (
-    CATALOG_KIND,
     CatalogFileError,
     catalog_of,
     load_catalog,
@@ -32,36 +32,62 @@ def read_sql(path: str) -> str:
 
 
 def _load(
-    path: str, shared: dict[str, Source] | None = None, deployable: bool = False
+    path: str,
+    shared: dict[str, Source] | None = None,
+    deployable: bool = False,
+    compatibility: str | None = None,
 ) -> tuple[Program | None, list[SqlError]]:
     """The analyzed file, or its errors (`shared`: the catalog names resolve against).
     `deployable`: it must also be what a StreamQuery runs (exactly one persistent query the
-    runtime executes), checked by the same function as admission, reconcile and `run`."""
+    runtime executes), checked by the same function as admission, reconcile and `run`.
+    `compatibility`: `--compatibility`; when not given, a manifest's spec.compatibility."""
     try:
         text = read_sql(path)
     except OSError as error:
         return None, [SqlError(ErrorCode.EMPTY_INPUT, f"cannot read file: {error.strerror}", 1, 1)]
     if path.endswith((".yaml", ".yml")):
-        query_sql = _manifest_sql(text)
-        if query_sql is None:
+        manifest = _manifest_spec(text)
+        if manifest is None:
             return None, []  # a StreamSource (checked with the catalog) or another kind
-        text = query_sql
+        text = str(manifest["sql"])
+        if compatibility is None and manifest.get("compatibility") is not None:
+            compatibility = str(manifest["compatibility"])
     try:
-        program = load_single_query(text, shared)[0] if deployable else analyze(text, shared)
+        mode = parse_compatibility(compatibility)
+    except ValueError as error:
+        return None, [SqlError(ErrorCode.INVALID_PROPERTY, str(error), 1, 1)]
+    try:
+        program = (
+            load_single_query(text, shared, compatibility=mode)[0]
+            if deployable
+            else analyze(text, shared, mode)
+        )
         return program, []
     except SqlValidationError as invalid:
         return None, invalid.errors
 
 
-def _manifest_sql(text: str) -> str | None:
-    """spec.sql of a StreamQuery manifest; None for StreamSource and other manifests."""
+def _manifest_spec(text: str) -> dict[str, Any] | None:
+    """The spec of a StreamQuery manifest that has spec.sql; None for StreamSource and other
+    manifests."""
     import yaml
 
     manifest = yaml.safe_load(text)
-    if not isinstance(manifest, dict) or manifest.get("kind") == CATALOG_KIND:
+    if not isinstance(manifest, dict) or manifest.get("kind") != "StreamQuery":
         return None
-    sql = (manifest.get("spec") or {}).get("sql")
-    return str(sql) if manifest.get("kind") == "StreamQuery" and sql is not None else None
+    spec = manifest.get("spec") or {}
+    return spec if isinstance(spec, dict) and spec.get("sql") is not None else None
+
+
+def add_compatibility_option(parser: argparse.ArgumentParser) -> None:
+    """`--compatibility MODE`, shared by validate, explain, test and run."""
+    parser.add_argument(
+        "--compatibility",
+        choices=[c.value for c in Compatibility],
+        default=None,
+        help="whose conventions the query follows (default: StreamHouse's; a manifest's "
+        "spec.compatibility when not given)",
+    )
 
 
 def shared_catalog(paths: list[str] | None) -> dict[str, Source] | None:
@@ -93,7 +119,9 @@ def validate(args: argparse.Namespace) -> int:
         return 1
     failed = False
     for path in args.files:
-        _, errors = _load(path, shared, deployable=not args.library)
+        _, errors = _load(
+            path, shared, deployable=not args.library, compatibility=args.compatibility
+        )
         for error in errors:
             print(error.render(path), file=sys.stderr)
         failed = failed or bool(errors)
@@ -102,7 +130,7 @@ def validate(args: argparse.Namespace) -> int:
 
 def explain(args: argparse.Namespace) -> int:
     """Print the logical plan of every query in the file (text, or JSON with --json)."""
-    program, errors = _load(args.file)
+    program, errors = _load(args.file, compatibility=args.compatibility)
     if program is None:
         for error in errors:
             print(error.render(args.file), file=sys.stderr)
@@ -150,8 +178,10 @@ def register(commands: Any) -> None:
         metavar="PATH",
         help="StreamSource manifests (a file or a folder; repeatable)",
     )
+    add_compatibility_option(check)
     check.set_defaults(handler=validate)
     show = commands.add_parser("explain", help="print the logical plan of each query")
     show.add_argument("file", metavar="FILE", help="a SQL file ('-' for stdin)")
     show.add_argument("--json", action="store_true", help="print the plan as JSON")
+    add_compatibility_option(show)
     show.set_defaults(handler=explain)

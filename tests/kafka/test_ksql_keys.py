@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import struct
+import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -154,3 +155,52 @@ def test_key_columns_come_from_the_key_in_other_formats(
     finally:
         assert query.stop() == 0
     assert [json.loads(m.value() or b"") for m in results] == [expected]
+
+
+def test_the_ksqldb_mode_on_the_broker_session_keys_values_and_timestamps(
+    kafka_broker: KafkaBroker, make_topic: Callable[..., str], tmp_path: Path
+) -> None:
+    """STREAMHOUSE_COMPATIBILITY=ksqldb (what the operator sets for spec.compatibility) in a
+    query process: Kafka Streams' session key layout, the key only in the key, upper-cased
+    names, and the largest input timestamp on each result."""
+    source = make_topic("clicks")
+    out = f"sessions_{source}"
+    sql = (
+        "CREATE STREAM clicks (user_id VARCHAR KEY, page VARCHAR) WITH "
+        f"(kafka_topic = '{source}', value_format = 'JSON');\n"
+        f"CREATE TABLE sessions WITH (kafka_topic = '{out}') AS SELECT user_id, COUNT(*) "
+        "FROM clicks WINDOW SESSION (60 SECONDS) GROUP BY user_id;"
+    )
+    now_ms = int(time.time() * 1000) // 1000 * 1000
+    first, second = now_ms - 10_000, now_ms - 4_000
+    producer = Producer({"bootstrap.servers": kafka_broker.bootstrap, "linger.ms": 5})
+    for timestamp in (first, second):
+        producer.produce(source, b'{"page": "/"}', b"u1", timestamp=timestamp)
+    assert producer.flush(60) == 0
+    sql_file = tmp_path / "query.sql"
+    sql_file.write_text(sql)
+    query = QueryProcess(
+        sql_file,
+        tmp_path,
+        kafka_broker.bootstrap,
+        uuid.uuid4().hex[:10],
+        extra_env={
+            "STREAMHOUSE_DEAD_LETTER_TOPIC": f"{source}-dlq",
+            "STREAMHOUSE_COMPATIBILITY": "ksqldb",
+        },
+    ).start()
+    try:
+        results = read_messages(kafka_broker.bootstrap, out, 3)
+    finally:
+        assert query.stop() == 0
+    assert [m.key() for m in results] == [
+        b"u1" + struct.pack(">qq", first, first),  # the key, then the end, then the start
+        b"u1" + struct.pack(">qq", first, first),  # the merged session's tombstone
+        b"u1" + struct.pack(">qq", second, first),
+    ]
+    assert [json.loads(m.value() or b"null") for m in results] == [
+        {"KSQL_COL_0": 1},
+        None,
+        {"KSQL_COL_0": 2},
+    ]
+    assert [m.timestamp()[1] for m in results] == [first, first, second]

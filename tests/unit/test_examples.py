@@ -24,6 +24,7 @@ def test_the_design_examples_are_all_present() -> None:
         "error-rate-spike",
         "full-order-details",
         "high-value-orders",
+        "ksqldb-pageviews",
         "order-counts",
         "order-shipments",
         "order-summary",

@@ -27,6 +27,7 @@ from streamhouse_operator.models.status import StreamQueryStatus
 from streamhouse_runtime.plan.explain import explain_json, explain_text, summary
 from streamhouse_runtime.plan.planner import plan_statement
 from streamhouse_runtime.program import load_single_query
+from streamhouse_runtime.sql.compatibility import Compatibility
 from streamhouse_runtime.sql.errors import SqlValidationError
 
 Obj = dict[str, Any]
@@ -56,9 +57,11 @@ class Invalid(Exception):
 # -- SQL ---------------------------------------------------------------------------------
 
 
-def sql_problems(sql: str, where: str) -> list[schemas.Problem]:
+def sql_problems(
+    sql: str, where: str, compatibility: Compatibility = Compatibility.DEFAULT
+) -> list[schemas.Problem]:
     try:
-        load_single_query(sql)
+        load_single_query(sql, compatibility=compatibility)
     except SqlValidationError as invalid:
         return [
             schemas.Problem(
@@ -122,7 +125,7 @@ def spec_problems(spec: Mapping[str, Any]) -> list[schemas.Problem]:
                 code="INVALID_SPEC", message=first["msg"], field=path, rendered=headline
             )
         ]
-    found = sql_problems(parsed.sql, "spec.sql")
+    found = sql_problems(parsed.sql, "spec.sql", parsed.compatibility)
     if not found:  # admission refused for a reason the SQL front end does not name
         return [schemas.Problem(code="INVALID_SPEC", message=headline, rendered=headline)]
     found[0] = found[0].model_copy(update={"rendered": headline})

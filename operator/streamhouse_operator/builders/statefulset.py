@@ -20,6 +20,7 @@ from streamhouse_operator.builders.common import (
 )
 from streamhouse_operator.builders.configmap import PLAN_FILE, QUERY_FILE, configmap_name
 from streamhouse_operator.models import streamquery as model
+from streamhouse_runtime.sql.compatibility import Compatibility
 
 CONTAINER_NAME = "query"
 CONFIG_DIR = "/etc/streamhouse"
@@ -91,6 +92,9 @@ def _env(ctx: QueryContext) -> list[Manifest]:
     }
     if spec.dead_letter_topic:
         values["STREAMHOUSE_DEAD_LETTER_TOPIC"] = spec.dead_letter_topic
+    if spec.compatibility is not Compatibility.DEFAULT:
+        # Only when set: the pods of existing queries keep the same template (no rollout).
+        values["STREAMHOUSE_COMPATIBILITY"] = spec.compatibility.value
     if spec.kafka.secret_ref is not None:
         values["STREAMHOUSE_KAFKA_CONFIG_FILE"] = f"{KAFKA_CONFIG_DIR}/{KAFKA_CONFIG_KEY}"
     if spec.udfs is not None:

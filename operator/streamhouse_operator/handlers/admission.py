@@ -33,7 +33,12 @@ def problem(
     if violation is not None:
         return violation.render()
     try:
-        load_single_query(parsed.sql, shared, udf_directory_mounted=parsed.udfs is not None)
+        load_single_query(
+            parsed.sql,
+            shared,
+            udf_directory_mounted=parsed.udfs is not None,
+            compatibility=parsed.compatibility,
+        )
     except SqlValidationError as invalid:
         return "; ".join(error.render("spec.sql") for error in invalid.errors[:5])
     return None

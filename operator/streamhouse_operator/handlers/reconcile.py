@@ -63,6 +63,7 @@ from streamhouse_runtime.plan.nodes import PlanNode
 from streamhouse_runtime.plan.planner import plan_statement
 from streamhouse_runtime.plan.upgrade import Upgrade, UpgradeKind, classify, state_fingerprint
 from streamhouse_runtime.program import load_single_query
+from streamhouse_runtime.sql.compatibility import Compatibility
 from streamhouse_runtime.sql.declarations import prelude, referenced_names
 from streamhouse_runtime.sql.errors import ErrorCode, SqlValidationError
 
@@ -131,10 +132,10 @@ class Identity:
     refused: bool = False
 
 
-def _plan_of(sql: str) -> PlanNode | None:
+def _plan_of(sql: str, compatibility: Compatibility) -> PlanNode | None:
     """The plan of SQL the children run (None if it no longer plans)."""
     try:
-        return plan_statement(load_single_query(sql)[1])
+        return plan_statement(load_single_query(sql, compatibility=compatibility)[1])
     except SqlValidationError:
         return None
 
@@ -157,12 +158,14 @@ def identity(
     if not previous:
         return unchanged
     try:
-        old_sql = model.spec_from_json(previous).sql
+        old_spec = model.spec_from_json(previous)
     except (ValidationError, ValueError):
         return unchanged  # unreadable record: nothing to compare with
-    if old_sql == spec.sql:
+    old_sql = old_spec.sql
+    if old_sql == spec.sql and old_spec.compatibility is spec.compatibility:
         return unchanged  # the periodic re-check: no planning of the old SQL
-    old_plan = _plan_of(old_sql)
+    # Another compatibility mode renames columns and changes keys: compared like an SQL change.
+    old_plan = _plan_of(old_sql, old_spec.compatibility)
     upgrade = (
         classify(old_plan, plan)
         if old_plan is not None
@@ -264,7 +267,10 @@ def reconcile(
     catalog = namespace_catalog(kube, namespace)
     try:
         program, statement = load_single_query(
-            parsed.sql, catalog.sources, udf_directory_mounted=parsed.udfs is not None
+            parsed.sql,
+            catalog.sources,
+            udf_directory_mounted=parsed.udfs is not None,
+            compatibility=parsed.compatibility,
         )
     except SqlValidationError as invalid:
         sql_error = invalid.errors[0]

@@ -25,6 +25,7 @@ from pydantic.alias_generators import to_camel
 from pydantic_core import PydanticCustomError
 
 from streamhouse_operator.models import kafka_overrides
+from streamhouse_runtime.sql.compatibility import Compatibility
 
 GROUP = "streamhouse.io"
 VERSION = "v1alpha1"
@@ -317,6 +318,13 @@ class StreamQuerySpec(_Model):
         min_length=1,
         max_length=MAX_SQL_LENGTH,
         description="The DDL of the sources plus one persistent query.",
+    )
+    compatibility: Compatibility = Field(
+        default=Compatibility.DEFAULT,
+        description=(
+            "Whose conventions the SQL follows: default (StreamHouse's) or ksqldb (ksqlDB's "
+            "names, keys, timestamps and windowed keys)."
+        ),
     )
     kafka: KafkaSpec
     parallelism: int = Field(default=1, ge=0, le=1024, description="Number of query pods.")

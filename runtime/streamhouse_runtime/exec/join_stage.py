@@ -36,6 +36,7 @@ from streamhouse_runtime.exec.pipeline import (
     _chain,
     _columns,
     failure_reason,
+    sink_value_columns,
 )
 from streamhouse_runtime.exec.port_queues import NEVER, PortQueues, Queued
 from streamhouse_runtime.exec.stream_stream_join import StreamStreamJoinOperator
@@ -239,8 +240,8 @@ class JoinStageExecutor:
         assert isinstance(output, Sink)
         self.output_topic = output.topic
         self.encode_value = value_serde(
-            output.value_format, _columns(output.schema), registry=registry,
-            subject=f"{output.topic}-value",
+            output.value_format, sink_value_columns(output.schema, self.settings.compatibility),
+            registry=registry, subject=f"{output.topic}-value",
         )  # fmt: skip
         types = [e.type for _, e in spec.rekey.keys] if spec.rekey is not None else self.key_types
         key_format = output.key_format

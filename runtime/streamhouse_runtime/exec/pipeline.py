@@ -51,6 +51,7 @@ from streamhouse_runtime.io.serde import (
     key_serde,
     value_serde,
 )
+from streamhouse_runtime.io.windowed_keys import WINDOW_BOUNDS, WindowedKeyDecoder
 from streamhouse_runtime.plan.nodes import (
     Aggregate,
     Distinct,
@@ -64,6 +65,7 @@ from streamhouse_runtime.plan.nodes import (
 )
 from streamhouse_runtime.sql import bound
 from streamhouse_runtime.sql.catalog import Column, Format
+from streamhouse_runtime.sql.compatibility import Compatibility
 from streamhouse_runtime.sql.query import WindowKind
 from streamhouse_runtime.state.backend import StateBackend
 
@@ -177,6 +179,7 @@ class StageSettings:
     # What the output and dead-letter topics accept (read from the broker at start).
     output_limits: TopicLimits = DEFAULT_LIMITS
     dead_letter_limits: TopicLimits = DEFAULT_LIMITS
+    compatibility: Compatibility = Compatibility.DEFAULT  # the program's (sql/compatibility.py)
 
 
 @dataclass
@@ -192,6 +195,15 @@ class StageCounters:
 
 def _columns(schema: Schema) -> list[Column]:
     return [Column(f.name, f.type) for f in schema.fields]
+
+
+def sink_value_columns(schema: Schema, compatibility: Compatibility) -> list[Column]:
+    """The columns a sink's value serde gets: under ksqlDB's rules the key columns are
+    flagged, so they are written to the key alone and not again in the value."""
+    if compatibility is not Compatibility.KSQLDB:
+        return _columns(schema)
+    keys = set(schema.key)
+    return [Column(f.name, f.type, key=f.name in keys) for f in schema.fields]
 
 
 def _chain(nodes: Sequence[Filter | Project], udfs: UdfRegistry | None) -> Transform | None:
@@ -334,10 +346,11 @@ class StageExecutor:
             raw = len(qualifier)
             self.rowtime = qualifier + ROWTIME
             keys = set(source.schema.key)
+            bounds = set(WINDOW_BOUNDS) if source.window_type is not None else set()
             columns = [
                 Column(f.name[raw:], f.type, key=f.name in keys)
                 for f in source.schema.fields
-                if f.name[raw:] != ROWTIME
+                if f.name[raw:] != ROWTIME and f.name[raw:] not in bounds
             ]
             decode: ValueSerde = value_serde(
                 source.value_format,
@@ -355,6 +368,13 @@ class StageExecutor:
                 if key_columns
                 else None
             )
+            if source.window_type is not None:
+                decode_key = WindowedKeyDecoder(
+                    decode_key or key_serde(source.key_format, []),
+                    source.window_type,
+                    source.window_size_ms,
+                    end_first=self.settings.compatibility is Compatibility.KSQLDB,
+                )
             if qualifier:
                 decode = QualifiedValues(decode, qualifier)
                 if decode_key is not None:
@@ -386,6 +406,7 @@ class StageExecutor:
                 self.backend,
                 self.store,
                 self.settings.cache_entries,
+                latest_input_time=self.settings.compatibility is Compatibility.KSQLDB,
             )
         elif isinstance(node, Aggregate):
             arguments = aggregate_arguments(node.aggregates, udfs)
@@ -396,6 +417,7 @@ class StageExecutor:
                 self.backend,
                 self.store,
                 self.settings.cache_entries,
+                latest_input_time=self.settings.compatibility is Compatibility.KSQLDB,
             )
 
     def _output(
@@ -422,7 +444,7 @@ class StageExecutor:
             )
         if not isinstance(output, Sink):
             raise ValueError("a stage must end in a repartition or a sink")
-        columns = _columns(output.schema)
+        columns = sink_value_columns(output.schema, self.settings.compatibility)
         key_columns: list[Column] = []
         if spec.stateful is not None and not isinstance(spec.stateful, Distinct):
             key_columns = result_key_columns(spec.stateful)
@@ -690,6 +712,9 @@ class StageExecutor:
             return inner
         start, end = emitted.window
         if self.session_windows:
+            if self.settings.compatibility is Compatibility.KSQLDB:
+                # Kafka Streams' SessionWindowedSerializer: the key, then end, then start.
+                return (inner or b"") + _WINDOW_BOUNDS.pack(end, start)
             return (inner or b"") + _WINDOW_BOUNDS.pack(start, end)
         return (inner or b"") + _WINDOW_START.pack(start)
 

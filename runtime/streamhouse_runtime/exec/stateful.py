@@ -18,6 +18,7 @@ from typing import Any
 
 from streamhouse_runtime.exec.aggregates import (
     Aggregator,
+    Max,
     aggregator,
     compile_fold,
     compile_initialize,
@@ -26,6 +27,7 @@ from streamhouse_runtime.exec.aggregates import (
 )
 from streamhouse_runtime.exec.windows import hopping, tumbling
 from streamhouse_runtime.plan.nodes import Aggregate, WindowAggregate
+from streamhouse_runtime.sql import types as t
 from streamhouse_runtime.sql.query import EmitMode, WindowKind, WindowSyntax
 from streamhouse_runtime.state.backend import StateBackend
 
@@ -53,6 +55,25 @@ def _window_key(partition: int, end: int, start: int, group: tuple[object, ...])
 def _parse_window_key(key: bytes) -> tuple[int, int, int, tuple[object, ...]]:
     partition, end, start = _WINDOW_KEY.unpack_from(key)
     return partition, end - _TIME_BIAS, start - _TIME_BIAS, pickle.loads(key[_WINDOW_KEY.size :])
+
+
+LATEST_INPUT_TIME = "__latest_input_time"  # the hidden accumulator's name in a result row
+
+
+def _latest_input_time(row: Row) -> object:
+    return row.get(LATEST_INPUT_TIME)
+
+
+def _add_latest_time(
+    aggregators: list[Aggregator],
+    names: list[str],
+    arguments: list[ValueFunction | None],
+    time_of: Callable[[Row], object],
+) -> None:
+    """Append a MAX over the event time, named LATEST_INPUT_TIME (popped from result rows)."""
+    aggregators.append(Max(t.BIGINT))
+    names.append(LATEST_INPUT_TIME)
+    arguments.append(time_of)
 
 
 @dataclass
@@ -135,6 +156,7 @@ class WindowAggregateOperator:
         backend: StateBackend,
         store: str,
         cache_entries: int = 500_000,
+        latest_input_time: bool = False,
     ) -> None:
         self.node = node
         self.window = node.window
@@ -142,7 +164,12 @@ class WindowAggregateOperator:
         self.names = [name for name, _ in node.aggregates]
         self.key_names = [name for name, _ in node.group_keys]
         self.group_key = group_key
-        self.arguments = arguments
+        self.arguments = list(arguments)
+        # ksqlDB (Kafka Streams) stamps a result with the largest input timestamp that went
+        # into it: kept as one more accumulator, so undo, merges and checkpoints carry it.
+        self.latest_input_time = latest_input_time
+        if latest_input_time:
+            _add_latest_time(self.aggregators, self.names, self.arguments, time_of)
         self.time_of = time_of
         self.backend = backend
         self.store = store
@@ -156,7 +183,7 @@ class WindowAggregateOperator:
         # Per partition, the latest window end ever written to the store: a newer window
         # cannot be there, so its first touch skips the RocksDB lookup.
         self.stored_max_end: dict[int, int] = {}
-        self.fold = compile_fold(self.aggregators, arguments)
+        self.fold = compile_fold(self.aggregators, self.arguments)
         self.initialize = compile_initialize(self.aggregators)
         self.result_row = compile_result_row(self.key_names, self.names, self.aggregators)
         # ksqlDB reports a session's end as its last event's time, not the end plus the gap.
@@ -256,7 +283,9 @@ class WindowAggregateOperator:
             merged.emitted = merged.emitted or entry.emitted
             self._delete(key)
             if self.emit_changes and entry.emitted:
-                emitted.append(Emitted(group, None, key[1], (key[2], self._session_end(key))))
+                # Kafka Streams stamps the tombstone of a merged session with its end.
+                stamp = key[1] - gap if self.latest_input_time else key[1]
+                emitted.append(Emitted(group, None, stamp, (key[2], self._session_end(key))))
         self._fold(merged, values, offset)
         key = (partition, last + gap, start, group)
         self.undo.remember(key)
@@ -267,7 +296,8 @@ class WindowAggregateOperator:
         return emitted
 
     def _session_end(self, key: tuple[int, int, int, tuple[object, ...]]) -> int:
-        return key[1]
+        """The end a session's results reported (so its tombstone has the same key)."""
+        return key[1] - self.end_shift
 
     def _sessions_of(
         self, partition: int, group: tuple[object, ...]
@@ -322,6 +352,10 @@ class WindowAggregateOperator:
         reported_end = end - self.end_shift
         row["window_start"] = start
         row["window_end"] = reported_end
+        if self.latest_input_time:
+            latest = row.pop(LATEST_INPUT_TIME)
+            assert isinstance(latest, int)
+            return Emitted(group, row, latest, (start, reported_end))
         return Emitted(group, row, max(start, reported_end - 1), (start, reported_end))
 
     # -- time ------------------------------------------------------------------------------
@@ -379,19 +413,23 @@ class AggregateOperator:
         backend: StateBackend,
         store: str,
         cache_entries: int = 500_000,
+        latest_input_time: bool = False,
     ) -> None:
         self.node = node
         self.aggregators = [aggregator(call) for _, call in node.aggregates]
         self.names = [name for name, _ in node.aggregates]
         self.key_names = [name for name, _ in node.group_keys]
         self.group_key = group_key
-        self.arguments = arguments
+        self.arguments = list(arguments)
+        self.latest_input_time = latest_input_time  # see WindowAggregateOperator
+        if latest_input_time:
+            _add_latest_time(self.aggregators, self.names, self.arguments, _latest_input_time)
         self.backend = backend
         self.store = store
         self.cache_entries = cache_entries
         self.entries: dict[tuple[int, tuple[object, ...]], _Entry] = {}
         self.undo = _UndoLog(self.entries, set(), compile_snapshot(self.aggregators))
-        self.fold = compile_fold(self.aggregators, arguments)
+        self.fold = compile_fold(self.aggregators, self.arguments)
         self.initialize = compile_initialize(self.aggregators)
         self.result_row = compile_result_row(self.key_names, self.names, self.aggregators)
 
@@ -422,9 +460,16 @@ class AggregateOperator:
         else:
             self.undo.remember(key)
         accumulators = entry.accumulators
+        if self.latest_input_time:
+            row[LATEST_INPUT_TIME] = timestamp_ms  # the hidden accumulator's argument
         self.fold(accumulators, row, offset)
         entry.dirty = True
-        return Emitted(group, self.result_row(group, accumulators), timestamp_ms)
+        result = self.result_row(group, accumulators)
+        if self.latest_input_time:
+            latest = result.pop(LATEST_INPUT_TIME)
+            assert isinstance(latest, int)
+            timestamp_ms = latest
+        return Emitted(group, result, timestamp_ms)
 
     def mark_emitted(self, partition: int, group: tuple[object, ...], emitted: bool) -> bool:
         """Record whether the group's current row is visible downstream; returns the old flag."""

@@ -68,14 +68,20 @@ class Source(PlanNode):
     timestamp_field: str | None
     timestamp_format: str | None = None
     alias: str | None = None
+    window_type: str | None = None  # a windowed source: its keys carry window bounds
+    window_size_ms: int | None = None
 
     def details(self) -> list[str]:
-        return [
+        details = [
             f"{self.kind.value.lower()} {self.name}" + (f" AS {self.alias}" if self.alias else ""),
             f"topic={self.topic} format={self.value_format.value}"
             f" key_format={self.key_format.value}",
             f"event_time={self.timestamp_field or 'ROWTIME'}",
         ]
+        if self.window_type is not None:
+            size = f" size={self.window_size_ms}ms" if self.window_size_ms else ""
+            details.append(f"windowed_key={self.window_type}{size}")
+        return details
 
 
 @dataclass(frozen=True)

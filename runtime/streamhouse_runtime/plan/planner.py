@@ -70,6 +70,8 @@ def _source(relation: Relation) -> Source:
         timestamp_field=time_field,
         timestamp_format=source.timestamp_format,
         alias=relation.alias if relation.alias != source.name else None,
+        window_type=source.window_type,
+        window_size_ms=source.window_size_ms,
     )
 
 

@@ -7,8 +7,9 @@ all call, builds on it: what that accepts, the runtime can run.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import NoReturn
 
 from sqlglot import exp
@@ -34,6 +35,7 @@ from streamhouse_runtime.sql.catalog import (
     Source,
     SourceKind,
 )
+from streamhouse_runtime.sql.compatibility import Compatibility, upper_case_unquoted
 from streamhouse_runtime.sql.ddl import (
     UnsupportedType,
     check_topic,
@@ -86,6 +88,7 @@ from streamhouse_runtime.sql.udf_sources import (
 )
 
 ROWTIME = "ROWTIME"
+SOURCE_WINDOW_BOUNDS = ("WINDOWSTART", "WINDOWEND")  # columns of a windowed source
 SINK_PROPERTIES = {
     "kafka_topic",
     "value_format",
@@ -120,8 +123,15 @@ class _Stop(Exception):
         self.error = error
 
 
-def analyze(text: str, shared: Mapping[str, Source] | None = None) -> Program:
+def analyze(
+    text: str,
+    shared: Mapping[str, Source] | None = None,
+    compatibility: Compatibility = Compatibility.DEFAULT,
+) -> Program:
     """Parse and check every statement; raise SqlValidationError listing every problem.
+
+    `compatibility` picks whose naming and output conventions the program follows
+    (`sql/compatibility.py`); it is kept on the program for the executors.
 
     `shared` is the namespace's catalog (StreamSource declarations, by lower-case name):
     names the text reads but does not declare resolve against it, and a declaration in the
@@ -141,7 +151,10 @@ def analyze(text: str, shared: Mapping[str, Source] | None = None) -> Program:
     except (TokenError, ValueError) as error:
         message = str(error).splitlines()[0] if str(error) else type(error).__name__
         raise SqlValidationError([SqlError(ErrorCode.SYNTAX, message, 1, 1)]) from None
-    analyzer = _ProgramAnalyzer(text, shared)
+    if compatibility is Compatibility.KSQLDB:
+        upper_case_unquoted(statements)
+        shared = _shared_under(shared, compatibility)
+    analyzer = _ProgramAnalyzer(text, shared, compatibility)
     # Long operator chains (a + a + ... or NOT NOT ...) nest without parentheses.
     problem = check_trees(statements, analyzer.locator)
     if problem is not None:
@@ -152,6 +165,23 @@ def analyze(text: str, shared: Mapping[str, Source] | None = None) -> Program:
         deepest = deepest_node(statements)
         line, column = analyzer.locator.of(deepest) if deepest is not None else (1, 1)
         raise SqlValidationError([_too_deep(line, column)]) from None
+
+
+def _shared_under(
+    shared: Mapping[str, Source] | None, compatibility: Compatibility
+) -> Mapping[str, Source] | None:
+    """The shared declarations as the pods read them under `compatibility`: a pod runs their
+    DDL text in front of the query (`declarations.prelude`), so admission and reconcile see
+    the names that text gives under the mode (upper-cased under ksqldb)."""
+    if not shared:
+        return shared
+    from streamhouse_runtime.sql.declarations import render_ddl  # it imports this module
+
+    converted: dict[str, Source] = {}
+    for key, source in shared.items():
+        declared = analyze(render_ddl(source), None, compatibility).catalog.sources
+        converted[key] = replace(next(iter(declared.values())), derived=source.derived)
+    return converted
 
 
 def _too_deep(line: int, column: int) -> SqlError:
@@ -185,8 +215,14 @@ def _end(text: str) -> tuple[int, int]:
 
 
 class _ProgramAnalyzer:
-    def __init__(self, text: str, shared: Mapping[str, Source] | None = None) -> None:
+    def __init__(
+        self,
+        text: str,
+        shared: Mapping[str, Source] | None = None,
+        compatibility: Compatibility = Compatibility.DEFAULT,
+    ) -> None:
         self.text = text
+        self.compatibility = compatibility
         self.locator = Locator(text)
         self.catalog = Catalog() if not shared else SharedCatalog(dict(shared))
 
@@ -206,7 +242,7 @@ class _ProgramAnalyzer:
             errors.append(SqlError(ErrorCode.EMPTY_INPUT, "no SQL statement found", 1, 1))
         if errors:
             raise SqlValidationError(errors)
-        return Program(self.text, self.catalog, analyzed)
+        return Program(self.text, self.catalog, analyzed, self.compatibility)
 
     # -- statements ------------------------------------------------------------------------
 
@@ -299,6 +335,7 @@ class _ProgramAnalyzer:
                 topic, topic_node, True, self.fail, f"the sink topic defaults to the name {name}: "
             )
         self._check_not_reading_itself(topic, query, topic_node)
+        window_type, window_size_ms = _sink_window(query)
         sink = Source(
             name=name,
             kind=kind,
@@ -313,6 +350,8 @@ class _ProgramAnalyzer:
             partitions=partitions if partitions is not None else first.partitions,
             replicas=replicas,
             derived=True,
+            window_type=window_type,
+            window_size_ms=window_size_ms,
         )
         self._register(sink, node)
         return AnalyzedStatement(StatementKind.CREATE_AS, node, line, name, query=query, sink=sink)
@@ -436,6 +475,58 @@ class _WindowRef:
     node: exp.Expr
 
 
+_NUMBERED_NAME = re.compile(r"(.*?)(?:_(\d+))?", re.DOTALL)
+
+
+class _KsqldbNames:
+    """ksqlDB's names for unaliased SELECT expressions (its `ColumnNames` alias generator):
+    `KSQL_COL_0`, `KSQL_COL_1`, ... in SELECT order, skipping any number a source column
+    already uses (`KSQL_COL_3` in a source); a struct field access `s->f` is named after the
+    field (`F`, then `F_1`, ...). Column references keep their own name."""
+
+    def __init__(self, source_columns: list[str]) -> None:
+        self.used: dict[str, set[int]] = {}
+        for column in source_columns:
+            stem, number = self._split(column)
+            self.used.setdefault(stem, set()).add(number)
+        self.next: dict[str, int] = {}
+
+    @staticmethod
+    def _split(name: str) -> tuple[str, int]:
+        match = _NUMBERED_NAME.fullmatch(name)
+        assert match is not None  # the pattern matches any text
+        return match.group(1), int(match.group(2)) if match.group(2) else 0
+
+    def _next(self, stem: str, drop_zero: bool) -> str:
+        used = self.used.get(stem, set())
+        number = self.next.get(stem, 0)
+        while number in used:
+            number += 1
+        self.next[stem] = number + 1
+        return stem if number == 0 and drop_zero else f"{stem}_{number}"
+
+    def name_for(self, node: exp.Expr) -> str:
+        if isinstance(node, nodes.FieldAccess):
+            field = node.expression
+            text = field.name if isinstance(field, exp.Expr) else str(field)
+            return self._next(self._split(text)[0], drop_zero=True)
+        return self._next("KSQL_COL", drop_zero=False)
+
+
+def _sink_window(query: AnalyzedQuery) -> tuple[str | None, int | None]:
+    """A sink's windowed-key declaration: a windowed aggregation writes windowed keys, and so
+    does a query that keeps a windowed source's keys (no aggregation, no PARTITION BY), so
+    queries reading the sink see WINDOWSTART/WINDOWEND."""
+    window = query.window
+    if window is not None:
+        size = None if window.kind is WindowKind.SESSION else window.size_ms
+        return window.kind.value, size
+    first = query.relations[0].source
+    if first.window_type is not None and not query.is_aggregate and not query.partition_by:
+        return first.window_type, first.window_size_ms
+    return None, None
+
+
 class _QueryAnalyzer:
     def __init__(self, program: _ProgramAnalyzer, node: exp.Expr) -> None:
         self.program = program
@@ -466,6 +557,13 @@ class _QueryAnalyzer:
                     part,
                 )
         self._relations(select)
+        windowed = [r for r in self.relations if r.source.window_type is not None]
+        if windowed and len(self.relations) > 1:
+            self.fail(
+                ErrorCode.UNSUPPORTED,
+                f"joining the windowed source {windowed[0].source.name} is not supported yet",
+                (select.args.get("joins") or [select])[0],
+            )
         self.query = AnalyzedQuery(node=select, relations=self.relations)
         self._joins(select)
         match = select.args.get("match")
@@ -498,9 +596,31 @@ class _QueryAnalyzer:
             self._projection(select, over_items)
         self.query.distinct = bool(select.args.get("distinct"))
         self._partition_by(select)
+        if self.program.compatibility is Compatibility.KSQLDB:
+            self._keys_projected(select)
         self._emit(select, window)
         self._check_output_names()
         return self.query
+
+    def _keys_projected(self, select: exp.Select) -> None:
+        """ksqlDB's rule: a GROUP BY or PARTITION BY key must be in the projection ("Key
+        missing from projection"), where it names the key and stays out of the value."""
+        if self.query.partition_by:
+            selected = {expr for _, expr in self.query.select}
+            missing = [expr for _, expr in self.query.partition_by if expr not in selected]
+            what, clause = "partitioning", select.args.get("partition_by")
+        else:
+            references = {e.name for _, e in self.query.select if isinstance(e, bound.ColumnRef)}
+            missing = [expr for name, expr in self.query.group_keys if name not in references]
+            what, clause = "grouping", select.args.get("group")
+        if missing and clause is not None:
+            shown = ", ".join(e.render() for e in missing)
+            self.fail(
+                ErrorCode.NON_GROUPED_COLUMN,
+                f"key missing from projection: under ksqlDB's rules the query must include the "
+                f"{what} expression {shown} in its SELECT list (it may be aliased)",
+                clause,
+            )
 
     # -- FROM and JOIN ---------------------------------------------------------------------
 
@@ -576,6 +696,14 @@ class _QueryAnalyzer:
         alias = item.alias or source.name
         fields = [RelationField(c.name, c.name, c.type) for c in source.columns]
         fields.append(RelationField(ROWTIME, ROWTIME, t.TIMESTAMP))
+        if source.window_type is not None:
+            # A windowed source's bounds come from its keys (ksqlDB: BIGINT epoch ms).
+            taken = {c.name.upper() for c in source.columns}
+            fields += [
+                RelationField(name, name, t.BIGINT)
+                for name in SOURCE_WINDOW_BOUNDS
+                if name not in taken
+            ]
         return Relation(alias, source, fields)
 
     def _check_time_type(self, sql_type: t.SqlType, node: exp.Expr) -> None:
@@ -941,6 +1069,7 @@ class _QueryAnalyzer:
     def _expand(self, select: exp.Select) -> list[tuple[str, exp.Expr, bound.Expr | None]]:
         """Select items as (output name, node, pre-bound expr for * expansions)."""
         items: list[tuple[str, exp.Expr, bound.Expr | None]] = []
+        ksqldb_names = self._ksqldb_names()
         for index, item in enumerate(select.expressions, 1):
             star_of = None
             if isinstance(item, exp.Star):
@@ -970,6 +1099,8 @@ class _QueryAnalyzer:
                             column.column == ROWTIME or relation.window is None
                         ):
                             continue
+                        if column.field in SOURCE_WINDOW_BOUNDS:
+                            continue  # like ksqlDB: the window bounds stay in the key
                         name = column.column
                         if name.lower() in taken:
                             name = f"{relation.alias}_{column.column}"
@@ -981,8 +1112,15 @@ class _QueryAnalyzer:
                 name = item.alias
             elif not isinstance(item, exp.Column):
                 name = item.alias_or_name if isinstance(item, exp.Alias) else f"column_{index}"
+                if ksqldb_names is not None:
+                    name = ksqldb_names.name_for(item)
             items.append((name, item.this if isinstance(item, exp.Alias) else item, None))
         return items
+
+    def _ksqldb_names(self) -> _KsqldbNames | None:
+        if self.program.compatibility is not Compatibility.KSQLDB:
+            return None
+        return _KsqldbNames([f.column for r in self.relations for f in r.fields])
 
     def _projection(self, select: exp.Select, over_items: dict[str, exp.Window]) -> None:
         over_fields: dict[int, str] = {}

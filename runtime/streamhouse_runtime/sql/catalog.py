@@ -46,6 +46,10 @@ class Source:
     partitions: int | None = None
     replicas: int | None = None
     derived: bool = False  # defined by CREATE ... AS SELECT
+    # A windowed source (ksqlDB's WINDOW_TYPE / WINDOW_SIZE): its keys carry window bounds,
+    # read as the WINDOWSTART / WINDOWEND columns. TUMBLING, HOPPING or SESSION.
+    window_type: str | None = None
+    window_size_ms: int | None = None  # TUMBLING and HOPPING: WINDOWEND = WINDOWSTART + size
 
     def column(self, name: str) -> Column | None:
         lowered = name.lower()

@@ -30,7 +30,10 @@ SOURCE_PROPERTIES = {
     "partitions",
     "replicas",
     "value_delimiter",
+    "window_type",
+    "window_size",
 }
+WINDOW_TYPES = ("TUMBLING", "HOPPING", "SESSION")
 
 _SIMPLE_TYPES: dict[DType, SqlType] = {
     exp.DataType.Type.BOOLEAN: t.BOOLEAN,
@@ -280,6 +283,7 @@ def source_from_ddl(statement: nodes.CreateSource, fail: Fail) -> Source:
             where[1] if where is not None else statement.this,
         )
     timestamp_format = str(props["timestamp_format"][0]) if "timestamp_format" in props else None
+    window_type, window_size_ms = _windowed_key(props, statement, fail)
     partitions = topic_setting(props, "partitions", fail)
     replicas = topic_setting(props, "replicas", fail)
     check_topic(str(props["kafka_topic"][0]), props["kafka_topic"][1], False, fail)
@@ -295,4 +299,59 @@ def source_from_ddl(statement: nodes.CreateSource, fail: Fail) -> Source:
         timestamp_format=timestamp_format,
         partitions=partitions,
         replicas=replicas,
+        window_type=window_type,
+        window_size_ms=window_size_ms,
     )
+
+
+def _windowed_key(
+    props: dict[str, tuple[object, exp.Expr]], statement: nodes.CreateSource, fail: Fail
+) -> tuple[str | None, int | None]:
+    """ksqlDB's windowed sources: WINDOW_TYPE = 'TUMBLING' | 'HOPPING' | 'SESSION', with
+    WINDOW_SIZE = '<number> <unit>' for the time windows (and not for SESSION, whose key holds
+    both bounds)."""
+    if "window_type" not in props:
+        if "window_size" in props:
+            fail(
+                ErrorCode.INVALID_PROPERTY,
+                "window_size needs window_type (TUMBLING or HOPPING)",
+                props["window_size"][1],
+            )
+        return None, None
+    value, node = props["window_type"]
+    window_type = str(value).strip().upper()
+    if window_type not in WINDOW_TYPES:
+        fail(
+            ErrorCode.INVALID_PROPERTY,
+            f"window_type '{value}' is not one of {', '.join(WINDOW_TYPES)}",
+            node,
+        )
+    if window_type == "SESSION":
+        if "window_size" in props:
+            fail(
+                ErrorCode.INVALID_PROPERTY,
+                "window_size is not set for SESSION windows (the key holds both bounds)",
+                props["window_size"][1],
+            )
+        return window_type, None
+    if "window_size" not in props:
+        fail(
+            ErrorCode.MISSING_PROPERTY,
+            f"a {window_type} windowed source needs WITH (window_size = '<number> <unit>')",
+            node,
+        )
+    from streamhouse_runtime.sql.binder import interval_ms  # the binder imports this module
+
+    size_value, size_node = props["window_size"]
+    text = str(size_value).strip()
+    if len(text.split()) != 2:
+        fail(
+            ErrorCode.INVALID_PROPERTY,
+            f"window_size '{text}' should be a number and a time unit, e.g. '10 SECONDS'",
+            size_node,
+        )
+
+    def at_size(_code: ErrorCode, message: str, _node: exp.Expr | None) -> NoReturn:
+        fail(ErrorCode.INVALID_PROPERTY, f"window_size: {message}", size_node)
+
+    return window_type, interval_ms(exp.Interval(this=exp.Literal.string(text)), at_size)

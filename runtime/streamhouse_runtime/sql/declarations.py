@@ -134,6 +134,10 @@ def render_ddl(source: Source) -> str:
         value = getattr(source, name)
         if value is not None:
             props.append((name, value))
+    if source.window_type is not None:  # a windowed query's output has windowed keys
+        props.append(("window_type", source.window_type))
+        if source.window_size_ms is not None:
+            props.append(("window_size", f"{source.window_size_ms} MILLISECONDS"))
     rendered = ", ".join(f"{k} = {v}" if isinstance(v, int) else f"{k} = '{v}'" for k, v in props)
     return f"CREATE {source.kind.value} {source.name} ({columns})\n  WITH ({rendered});\n"
 

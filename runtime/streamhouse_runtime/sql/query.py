@@ -13,6 +13,7 @@ from sqlglot import exp
 
 from streamhouse_runtime.sql.bound import AggregateCall, Expr
 from streamhouse_runtime.sql.catalog import Catalog, Format, Source, SourceKind
+from streamhouse_runtime.sql.compatibility import Compatibility
 from streamhouse_runtime.sql.types import SqlType
 
 
@@ -189,6 +190,7 @@ class Program:
     text: str
     catalog: Catalog
     statements: list[AnalyzedStatement]
+    compatibility: Compatibility = Compatibility.DEFAULT
 
     @property
     def persistent_queries(self) -> list[AnalyzedStatement]:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import difflib
 import json
-import struct
 import sys
 from collections import defaultdict
 from dataclasses import dataclass
@@ -38,14 +37,16 @@ from streamhouse_runtime.exec.topology import (
 )
 from streamhouse_runtime.io.partitioner import java_partition
 from streamhouse_runtime.io.serde import key_serde, value_serde
+from streamhouse_runtime.io.windowed_keys import split_windowed_key, windowed_key
 from streamhouse_runtime.plan.nodes import Aggregate, Repartition, Sink, WindowAggregate
 from streamhouse_runtime.plan.nodes import Source as PlanSource
 from streamhouse_runtime.plan.planner import plan_statement
 from streamhouse_runtime.program import load_udfs
 from streamhouse_runtime.sql.analyzer import analyze
 from streamhouse_runtime.sql.catalog import Column, Format, Source
+from streamhouse_runtime.sql.compatibility import Compatibility, parse_compatibility
 from streamhouse_runtime.sql.errors import SqlValidationError
-from streamhouse_runtime.sql.query import AnalyzedStatement, Program, WindowKind
+from streamhouse_runtime.sql.query import AnalyzedStatement, Program
 from streamhouse_runtime.state.backend import MemoryStateBackend
 
 DEAD_LETTER_TOPIC = "streamhouse-test-dlq"
@@ -134,7 +135,9 @@ class OfflineRun:
             self.memory.partitions[topic] = max(known, partition + 1)
             self.topics[topic].append(
                 TopicRecord(
-                    self._encode_key(source, key),
+                    self._encode_key(source, key)
+                    if source.window_type is None
+                    else self._encode_windowed_key(source, key, item.get("window")),
                     self._encode_value(source, value),
                     int(item.get("timestamp", 0)),
                     partition=partition,
@@ -152,6 +155,21 @@ class OfflineRun:
             return json.dumps(value, default=_json_default).encode()
         row = value if isinstance(value, dict) else {columns[0].name: value}
         return value_serde(source.value_format, columns).encode(row)
+
+    @property
+    def _end_first(self) -> bool:
+        """Session keys in Kafka Streams' layout (end, then start): the ksqlDB mode."""
+        return self.program.compatibility is Compatibility.KSQLDB
+
+    def _encode_windowed_key(self, source: Source, key: Any, window: Any) -> bytes | None:
+        """A windowed source's input key: the key, then the bounds of its `"window"`."""
+        if not isinstance(window, dict) or "start" not in window:
+            raise ValueError(f'{source.name} has windowed keys: give each input a "window"')
+        assert source.window_type is not None
+        start = int(window["start"])
+        end = int(window.get("end", start + (source.window_size_ms or 0)))
+        inner = self._encode_key(source, key)
+        return windowed_key(inner, source.window_type, start, end, self._end_first)
 
     @staticmethod
     def _encode_key(source: Source, key: Any) -> bytes | None:
@@ -175,6 +193,7 @@ class OfflineRun:
                 dead_letter_topic=DEAD_LETTER_TOPIC,
                 error_policy=ErrorPolicy.DEAD_LETTER,
                 udfs=self.udfs,
+                compatibility=self.program.compatibility,
             )
             backend = MemoryStateBackend()
             self._partition_internal_topics(stages, settings)
@@ -262,16 +281,14 @@ class OfflineRun:
         stages = split_stages(plan)  # type: ignore[arg-type]
         stateful = stages[-1].stateful
         key_bytes = record.key
-        window: dict[str, int] | None = None
-        if isinstance(stateful, WindowAggregate) and key_bytes is not None:
-            if stateful.window.kind is WindowKind.SESSION:
-                start, end = struct.unpack(">qq", key_bytes[-16:])
-                key_bytes = key_bytes[:-16]
-            else:
-                (start,) = struct.unpack(">q", key_bytes[-8:])
-                key_bytes = key_bytes[:-8]
-                end = start + (stateful.window.size_ms or 0)
+        window: dict[str, int | str] | None = None
+        if sink.window_type is not None and key_bytes is not None:
+            key_bytes, start, end = split_windowed_key(
+                key_bytes, sink.window_type, sink.window_size_ms, self._end_first
+            )
             window = {"start": start, "end": end}
+            if self._end_first:  # ksqlDB's test-runner format names the window's type
+                window["type"] = "session" if sink.window_type == "SESSION" else "time"
         key: Any = None
         key_columns = [c for c in sink.columns if c.key]
         if key_bytes:
@@ -311,7 +328,12 @@ def compare(expected: list[dict[str, Any]], actual: list[dict[str, Any]]) -> lis
     shown_actual = []
     for position, record in enumerate(actual):
         template = expected[position] if position < len(expected) else record
-        shown_actual.append({k: record.get(k) for k in template if k in record or k in template})
+        shown = {k: record.get(k) for k in template if k in record or k in template}
+        window, wanted = shown.get("window"), template.get("window")
+        if isinstance(window, dict) and isinstance(wanted, dict):
+            # A window's parts the expected record leaves out (ksqlDB's "type") are not compared.
+            shown["window"] = {k: window.get(k) for k in wanted}
+        shown_actual.append(shown)
     left = [json.dumps(_jsonable(_normalize(r)), sort_keys=True) for r in expected]
     right = [json.dumps(_jsonable(_normalize(r)), sort_keys=True) for r in shown_actual]
     if left == right:
@@ -341,6 +363,18 @@ def read_statements(path: Path) -> str:
     return text
 
 
+def _compatibility(args: argparse.Namespace) -> Compatibility:
+    """`--compatibility`, else a StreamQuery manifest's spec.compatibility, else the default."""
+    chosen = getattr(args, "compatibility", None)
+    path = Path(args.statements)
+    if chosen is None and path.suffix in (".yaml", ".yml"):
+        import yaml
+
+        spec = (yaml.safe_load(path.read_text()) or {}).get("spec") or {}
+        chosen = spec.get("compatibility")
+    return parse_compatibility(chosen)
+
+
 def _read_json(path: str, field: str, exact: bool = False) -> list[dict[str, Any]]:
     """The `field` list of a test file, or a ValueError that says what is wrong with it
     (`exact`: numbers with a fraction read as Decimal)."""
@@ -359,7 +393,7 @@ def _read_json(path: str, field: str, exact: bool = False) -> list[dict[str, Any
     return records
 
 
-def _with_catalog(sql: str, args: argparse.Namespace) -> str:
+def _with_catalog(sql: str, args: argparse.Namespace, mode: Compatibility) -> str:
     """The SQL with the catalog declarations it uses in front (what a pod would run)."""
     paths = getattr(args, "catalog", None)
     if not paths:
@@ -367,13 +401,16 @@ def _with_catalog(sql: str, args: argparse.Namespace) -> str:
     from streamhouse_runtime.sql.declarations import catalog_of, load_catalog, prelude
 
     shared = catalog_of(load_catalog(Path(p) for p in paths))
-    return prelude(shared, analyze(sql, shared).catalog.shared_used) + sql
+    return prelude(shared, analyze(sql, shared, mode).catalog.shared_used) + sql
 
 
 def run_test(args: argparse.Namespace) -> int:
     """Entry point of `streamhouse test`."""
     try:
-        program = analyze(_with_catalog(read_statements(Path(args.statements)), args))
+        mode = _compatibility(args)
+        program = analyze(
+            _with_catalog(read_statements(Path(args.statements)), args, mode), None, mode
+        )
         if not program.persistent_queries:
             print(f"{args.statements}: no persistent query to test", file=sys.stderr)
             return 1

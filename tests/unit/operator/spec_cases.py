@@ -25,6 +25,7 @@ FULL_SPEC: dict[str, Any] = {
         "consumer": {"fetch.min.bytes": "1", "session.timeout.ms": "45000"},
         "producer": {"linger.ms": "20", "compression.type": "zstd"},
     },
+    "compatibility": "default",
     "parallelism": 3,
     "state": "suspended",
     "upgradeMode": "reset",

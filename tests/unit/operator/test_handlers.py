@@ -179,3 +179,13 @@ def test_kafka_errors_are_logged_by_name_never_by_message() -> None:
     secret = KafkaException(KafkaError(KafkaError._INVALID_ARG, 'Invalid value "s3cret"'))
     assert reason(secret) == "_INVALID_ARG"
     assert reason(ValueError("s3cret")) == "ValueError"
+
+
+def test_a_changed_compatibility_mode_is_compared_like_an_sql_change() -> None:
+    ksqldb = model.StreamQuerySpec.model_validate(
+        {**spec(totals()).model_dump(by_alias=True), "compatibility": "ksqldb"}
+    )
+    new_plan = plan_statement(load_single_query(totals(), compatibility=ksqldb.compatibility)[1])
+    ids = identity(UID, ksqldb, new_plan, running(totals(), queryId="q1"))
+    assert ids.upgrade is not None  # not the periodic re-check of an unchanged spec
+    assert ids.refused  # last-state: the names and keys of the state change

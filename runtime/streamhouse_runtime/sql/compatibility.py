@@ -1,0 +1,38 @@
+"""Compatibility modes: whose conventions a query follows where engines differ.
+
+`default` is StreamHouse's own behaviour. `ksqldb` follows ksqlDB, so that a query pasted from
+ksqlDB writes the records its consumers already read: unquoted names upper-cased, generated
+`KSQL_COL_n` names, key columns only in the key, the largest contributing input timestamp on
+aggregate results, Kafka Streams' windowed key layout (README, "Coming from ksqlDB").
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from sqlglot import exp
+
+
+class Compatibility(StrEnum):
+    DEFAULT = "default"
+    KSQLDB = "ksqldb"
+
+
+def parse_compatibility(text: str | None) -> Compatibility:
+    """The mode named by `text` (case-insensitive; empty is the default); ValueError otherwise."""
+    name = (text or "").strip().lower() or Compatibility.DEFAULT.value
+    try:
+        return Compatibility(name)
+    except ValueError:
+        known = ", ".join(c.value for c in Compatibility)
+        raise ValueError(f"unknown compatibility mode {text!r} (one of: {known})") from None
+
+
+def upper_case_unquoted(statements: list[exp.Expr]) -> None:
+    """ksqlDB's identifier rule: an unquoted name is upper-cased, a quoted one keeps its
+    spelling. Applied to the parsed statements before analysis, so every name the query
+    writes (columns, the default sink topic, generated key names) follows it."""
+    for statement in statements:
+        for identifier in statement.find_all(exp.Identifier):
+            if not identifier.args.get("quoted") and isinstance(identifier.this, str):
+                identifier.set("this", identifier.this.upper())
