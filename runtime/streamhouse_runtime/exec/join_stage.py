@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 import pickle
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from streamhouse_runtime.exec.compiler import compile_row_transform, compile_values
@@ -25,6 +25,7 @@ from streamhouse_runtime.exec.dedup import DEDUP_STORE, Deduplicator, origin_hea
 from streamhouse_runtime.exec.operator import Output, Row, StoreWrites
 from streamhouse_runtime.exec.pipeline import (
     ERROR_HEADER,
+    KEY_CACHE_ENTRIES,
     ROWTIME,
     ErrorPolicy,
     Headers,
@@ -42,11 +43,13 @@ from streamhouse_runtime.exec.port_queues import NEVER, PortQueues, Queued
 from streamhouse_runtime.exec.stream_stream_join import StreamStreamJoinOperator
 from streamhouse_runtime.exec.stream_table_join import StreamTableJoinOperator
 from streamhouse_runtime.exec.topology import JoinStageSpec, internal_topic
-from streamhouse_runtime.io.limits import DEFAULT_LIMITS
+from streamhouse_runtime.io.limits import DEFAULT_LIMITS, RECORD_OVERHEAD
+from streamhouse_runtime.io.qualified import QualifiedKeys, QualifiedValues, qualifier_of
 from streamhouse_runtime.io.serde import KeySerde, ValueSerde, key_serde, value_serde
 from streamhouse_runtime.plan.nodes import Repartition, Sink, Source
 from streamhouse_runtime.plan.stages import Port
 from streamhouse_runtime.sql.catalog import Column, Format, SourceKind
+from streamhouse_runtime.sql.query import JoinKind
 from streamhouse_runtime.state.backend import StateBackend
 from streamhouse_runtime.state.changelog import partition_range
 
@@ -71,9 +74,8 @@ class _PortReader:
         self.time_field: str | None = None
         if isinstance(reads, Source):
             self.topic = reads.topic
-            names = [f.name for f in reads.schema.fields]
-            self.qualifier = names[0].split(".", 1)[0] + "." if "." in names[0] else ""
-            raw = len(self.qualifier)
+            qualifier = qualifier_of(reads)
+            raw = len(qualifier)
             keys = set(reads.schema.key)
             columns = [
                 Column(f.name[raw:], f.type, key=f.name in keys)
@@ -82,7 +84,7 @@ class _PortReader:
             ]
             self.time_field = reads.timestamp_field
             time_column = self.time_field[raw:] if self.time_field else None
-            self.decode_value: ValueSerde = value_serde(
+            decode: ValueSerde = value_serde(
                 reads.value_format,
                 columns,
                 timestamp_column=time_column,
@@ -98,19 +100,21 @@ class _PortReader:
                     registry=settings.registry,
                     subject=f"{reads.topic}-key",
                 )
+            if qualifier:
+                value_names = [c.name for c in columns if not c.key]
+                decode = QualifiedValues(decode, qualifier, value_names)
+                if self.decode_key is not None:
+                    names = [c.name for c in key_columns]
+                    self.decode_key = QualifiedKeys(self.decode_key, qualifier, names)
+            self.decode_value = decode
+            self.rowtime = qualifier + ROWTIME
         else:
             self.topic = internal_topic(settings.state_id or settings.query_id, reads.topic_suffix)
-            self.qualifier = ""
             self.decode_value = value_serde(Format.JSON, _columns(reads.schema))
+            self.rowtime = ROWTIME
         self.internal = port.internal
-        self.rowtime = self.qualifier + ROWTIME
+        self.key_cache: dict[bytes | None, Row] = {}
         self.pre = _chain([n for n in port.operators], settings.udfs)  # type: ignore[misc]
-
-    def _qualified(self, row: Row) -> Row:
-        if not self.qualifier:
-            return row
-        q = self.qualifier
-        return {q + name: value for name, value in row.items()}
 
     def read(self, record: KafkaRecord) -> tuple[Row | None, Row | None, int]:
         """(row, key row, event time). A table tombstone has no row, only its key row; a
@@ -118,13 +122,17 @@ class _PortReader:
         value = record.value()
         key_row = None
         if self.decode_key is not None:
-            key_row = self._qualified(self.decode_key.decode(record.key()))
+            key = record.key()
+            key_row = self.key_cache.get(key)
+            if key_row is None:
+                key_row = self.decode_key.decode(key)
+                if len(self.key_cache) < KEY_CACHE_ENTRIES:
+                    self.key_cache[key] = key_row
         if value is None:
             return None, key_row if self.table else None, record.timestamp()[1]
         row = self.decode_value.decode(value)
         if row is None:
             return None, key_row if self.table else None, record.timestamp()[1]
-        row = self._qualified(row)
         if key_row is not None:
             row.update(key_row)
         if self.time_field and not self.internal:
@@ -236,6 +244,7 @@ class JoinStageExecutor:
                 [Column(f"k{i}", e.type) for i, (_, e) in enumerate(output.keys)],
             )
             self.limits = DEFAULT_LIMITS
+            self._limits_ready(True)
             return
         assert isinstance(output, Sink)
         self.output_topic = output.topic
@@ -252,6 +261,11 @@ class JoinStageExecutor:
             registry=registry, subject=f"{output.topic}-key",
         )  # fmt: skip
         self.limits = self.settings.output_limits
+        self._limits_ready(False)
+
+    def _limits_ready(self, repartition: bool) -> None:
+        self.repartition = repartition
+        self.largest_output = self.limits.max_message_bytes - RECORD_OVERHEAD - 64
 
     # -- input -----------------------------------------------------------------------------
 
@@ -274,33 +288,46 @@ class JoinStageExecutor:
             task.bootstrap_end[port] = end
 
     def process(self, batch: Sequence[KafkaRecord], out: RecordSink) -> None:
-        """Queue the batch's records, then process what the port order allows."""
+        """Queue the batch's records, then process what the port order allows. Batches come
+        in long runs of one topic-partition: the run's queue and reader are kept in locals."""
         touched: set[int] = set()
+        port_of = self.port_of
+        table_key = self.stream_table.table_key if self.stream_table is not None else None
+        run_topic: str | None = None
+        run_partition = -1
+        queue: Any = None
+        reader: _PortReader | None = None
+        port = 0
+        count = 0
         for record in batch:
             if record.error() is not None:
                 continue
-            topic = record.topic() or ""
-            port = self.port_of.get(topic)
-            if port is None:
-                continue
+            topic = record.topic()
             partition: int = record.partition()  # type: ignore[assignment]
+            if topic != run_topic or partition != run_partition:
+                found = port_of.get(topic or "")
+                if found is None:
+                    continue
+                port, run_topic, run_partition = found, topic, partition
+                queue = self._task(partition).queues[port]
+                reader = self.readers[port]
+                touched.add(partition)
+            assert reader is not None
+            count += 1
             offset: int = record.offset()  # type: ignore[assignment]
-            self.counters.records_in += 1
-            task = self._task(partition)
-            touched.add(partition)
-            reader = self.readers[port]
             try:
                 row, key_row, event_time = reader.read(record)
             except QueryFailed:
                 raise
             except Exception as error:
                 self._bad_record(record, error, out, reader.topic)
-                task.push(port, Queued(NEVER, offset, record, None, failed=True))
+                queue.append(Queued(NEVER, offset, record, None, None, True))
                 continue
             key = None
-            if row is None and key_row is not None and self.stream_table is not None:
-                key = self.stream_table.table_key(key_row)
-            task.push(port, Queued(event_time, offset, record, row, key))
+            if row is None and key_row is not None and table_key is not None:
+                key = table_key(key_row)
+            queue.append(Queued(event_time, offset, record, row, key))
+        self.counters.records_in += count
         now = time.time() * 1000
         for partition in sorted(touched):
             self._drain(partition, out, now, final=False)
@@ -316,77 +343,183 @@ class JoinStageExecutor:
             return caught_up(topics[port], partition, task.next_offset[port])
 
         operator = self.operator
-        stream_ports = self.stream_ports
-        late_before = self.stream_stream.late if self.stream_stream is not None else 0
+        process = operator.process
+        on_watermark = operator.on_watermark
+        stream_stream = self.stream_stream
+        late_before = stream_stream.late if stream_stream is not None else 0
+        lateness = self.settings.lateness_ms
+        positions = self.positions
+        now = int(now_ms)
         while True:
-            taken = task.pop(now_ms, self.max_idle_ms, port_caught_up, final)
+            taken = task.take(now_ms, self.max_idle_ms, port_caught_up, final)
             if taken is None:
                 break
-            port, item = taken
-            self.positions[(topics[port], partition)] = item.offset + 1
-            if item.failed:
+            port, run = taken
+            positions[(topics[port], partition)] = run[-1].offset + 1
+            stream = self.stream_ports[port]
+            internal = self.readers[port].internal
+            stream_time = self.stream_time.get(partition, NEVER)
+            origin = f"{port}/{partition}"
+            if stream and self.stream_table is not None:
+                latest = self._lookup_run(run, partition, port, out, now, origin)
+                if latest > stream_time:
+                    self.stream_time[partition] = self.last_event_time_ms = latest
                 continue
-            record = item.record
-            if self.readers[port].internal and self.dedup.duplicate(
-                record.headers(), partition, port
-            ):
-                self.counters.duplicates += 1
-                continue
-            if item.row is None and item.key is None:
-                continue  # a stream record without a value
-            try:
-                outputs = operator.process(port, partition, item.row, item.time_ms, item.key)
-                if stream_ports[port] and item.time_ms > self.stream_time.get(partition, NEVER):
-                    self.stream_time[partition] = item.time_ms
-                    self.last_event_time_ms = item.time_ms
-                    watermark = item.time_ms - self.settings.lateness_ms
-                    outputs = outputs + operator.on_watermark(partition, watermark)
-                if outputs:
-                    origin = f"{port}/{partition}"
-                    self._emit(outputs, out, origin, item.offset)
-            except QueryFailed:
-                raise
-            except Exception as error:
-                self._bad_record(record, error, out, topics[port])
-        if self.stream_stream is not None:
-            late = self.stream_stream.late - late_before
+            for item in run:
+                if item.failed:
+                    continue
+                record = item.record
+                if internal and self.dedup.duplicate(record.headers(), partition, port):
+                    self.counters.duplicates += 1
+                    continue
+                row, time_ms = item.row, item.time_ms
+                if row is None and item.key is None:
+                    continue  # a stream record without a value
+                try:
+                    outputs = process(port, partition, row, time_ms, item.key)
+                    if stream and time_ms > stream_time:
+                        stream_time = time_ms
+                        self.stream_time[partition] = time_ms
+                        self.last_event_time_ms = time_ms
+                        if stream_stream is not None:
+                            expired = on_watermark(partition, time_ms - lateness)
+                            if expired:
+                                outputs = outputs + expired
+                    if outputs:
+                        self._emit(outputs, out, origin, item.offset, now)
+                except QueryFailed:
+                    raise
+                except Exception as error:
+                    self._bad_record(record, error, out, topics[port])
+        if stream_stream is not None:
+            late = stream_stream.late - late_before
             if late:
                 self.counters.late += late
 
     # -- output ----------------------------------------------------------------------------
 
+    def _lookup_run(
+        self,
+        run: list[Queued],
+        partition: int,
+        port: int,
+        out: RecordSink,
+        now_ms: int,
+        origin: str,
+    ) -> int:
+        """The stream side of a stream-table join, with the lookup and the one output of each
+        record inlined (the hot path of enrichment): the rules of
+        `StreamTableJoinOperator.process` and `_emit`. Returns the run's latest event time."""
+        join = self.stream_table
+        assert join is not None
+        rows = join.table.get(partition, {})
+        key_of, residual = join.stream_key, join.residual
+        padding = join.padding if join.kind is JoinKind.LEFT else None
+        post, rekey, encode_key = self.post, self.rekey, self.encode_key
+        encode_value = self.encode_value.encode
+        send, topic = out.send, self.output_topic
+        limits, largest = self.limits, self.largest_output
+        low, high = now_ms - limits.max_past_ms, now_ms + limits.max_future_ms
+        repartition = self.repartition
+        duplicate = self.dedup.duplicate if self.readers[port].internal else None
+        headers: Headers | None = None
+        written = 0
+        latest = NEVER
+        for item in run:
+            row = item.row
+            if row is None or item.failed:
+                continue
+            if duplicate is not None and duplicate(item.record.headers(), partition, port):
+                self.counters.duplicates += 1
+                continue
+            time_ms = item.time_ms
+            if time_ms > latest:
+                latest = time_ms
+            try:
+                key = key_of(row)
+                found = None if None in key else rows.get(key)
+                joined = None
+                if found is not None:
+                    joined = {**row, **found}
+                    if residual is not None and not residual(joined):
+                        joined = None
+                if joined is None:
+                    if padding is None:
+                        continue
+                    joined = {**row, **padding}
+                if post is not None:
+                    joined = post(joined)
+                    if joined is None:
+                        continue
+                values = rekey(joined) if rekey is not None else key
+                key_bytes = (
+                    encode_key.encode(values)
+                    if encode_key is not None and None not in values
+                    else None
+                )
+                value = encode_value(joined)
+                assert value is not None
+                if (
+                    len(value) + (len(key_bytes) if key_bytes else 0) > largest
+                    or (key_bytes is None and limits.compacted)
+                    or not low <= time_ms <= high
+                ):
+                    limits.check(topic, key_bytes, value, time_ms, now_ms, 64)
+                if repartition:
+                    headers = [origin_header(origin, item.offset)]
+                send(topic, key_bytes, value, time_ms, headers)
+                written += 1
+            except QueryFailed:
+                raise
+            except Exception as error:
+                self._bad_record(item.record, error, out, self.input_topics[port])
+        self.counters.records_out += written
+        return latest
+
     def _emit(
-        self, outputs: Iterable[Output], out: RecordSink, origin: str | None, offset: int
+        self,
+        outputs: Sequence[Output],
+        out: RecordSink,
+        origin: str | None,
+        offset: int,
+        now_ms: int,
     ) -> None:
         """Send the join's outputs; all are encoded before any is sent, so a failing one
         sends nothing for its input record."""
         prepared: list[tuple[bytes | None, bytes, int, Headers | None]] = []
-        headers: Headers | None
-        repartition = isinstance(self.spec.output, Repartition)
-        now_ms = int(time.time() * 1000)
+        headers: Headers | None = None
+        repartition = self.repartition and origin is not None
+        post, rekey, encode_key = self.post, self.rekey, self.encode_key
+        encode_value = self.encode_value.encode
+        largest = self.largest_output
+        limits = self.limits
+        low, high = now_ms - limits.max_past_ms, now_ms + limits.max_future_ms
         for output in outputs:
             row = output.row
             if row is None:
                 continue
-            if self.post is not None:
-                row = self.post(row)
+            if post is not None:
+                row = post(row)
                 if row is None:
                     continue
-            values = list(self.rekey(row)) if self.rekey is not None else list(output.key)
+            values = rekey(row) if rekey is not None else output.key
             key = (
-                self.encode_key.encode(values)
-                if self.encode_key is not None and not any(v is None for v in values)
-                else None
+                encode_key.encode(values) if encode_key is not None and None not in values else None
             )
-            value = self.encode_value.encode(row)
+            value = encode_value(row)
             assert value is not None
-            self.limits.check(self.output_topic, key, value, output.time_ms, now_ms, 64)
-            headers = None
-            if repartition and origin is not None:
-                headers = [origin_header(origin, offset, len(prepared))]
+            if (
+                len(value) + (len(key) if key else 0) > largest
+                or (key is None and limits.compacted)
+                or not low <= output.time_ms <= high
+            ):
+                limits.check(self.output_topic, key, value, output.time_ms, now_ms, 64)
+            if repartition:
+                headers = [origin_header(origin, offset, len(prepared))]  # type: ignore[arg-type]
             prepared.append((key, value, output.time_ms, headers))
+        send, topic = out.send, self.output_topic
         for key, value, time_ms, headers in prepared:
-            out.send(self.output_topic, key, value, time_ms, headers)
+            send(topic, key, value, time_ms, headers)
         self.counters.records_out += len(prepared)
 
     # -- errors ----------------------------------------------------------------------------
@@ -456,7 +589,7 @@ class JoinStageExecutor:
             if final and self.stream_stream is not None:
                 outputs = self.stream_stream.on_watermark(partition, 1 << 62)
                 if outputs:
-                    self._emit(outputs, out, None, 0)
+                    self._emit(outputs, out, None, 0, int(now))
 
     def backlogged(self) -> tuple[set[tuple[str, int]], set[tuple[str, int]]]:
         """(topic, partition) pairs whose queue is long enough to pause fetching them, and

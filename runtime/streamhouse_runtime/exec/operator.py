@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 import orjson
 
@@ -23,9 +22,9 @@ _PARTITION = struct.Struct(">i")
 TIME_SEQUENCE = struct.Struct(">qI")  # a buffered row's time and sequence, at its key's end
 
 
-@dataclass(frozen=True)
-class Output:
-    """What an operator emits: a row (None: a tombstone of `key`) at an event time."""
+class Output(NamedTuple):
+    """What an operator emits: a row (None: a tombstone of `key`) at an event time. (A named
+    tuple: made once per joined row, it costs a third of a frozen dataclass.)"""
 
     row: Row | None
     time_ms: int
@@ -85,4 +84,4 @@ def encode_timed_key(partition: int, key: Sequence[object], time_ms: int, sequen
 
 
 def has_null(key: Sequence[object]) -> bool:
-    return any(value is None for value in key)
+    return None in key

@@ -376,9 +376,9 @@ class StageExecutor:
                     end_first=self.settings.compatibility is Compatibility.KSQLDB,
                 )
             if qualifier:
-                decode = QualifiedValues(decode, qualifier)
+                decode = QualifiedValues(decode, qualifier, [c.name for c in columns if not c.key])
                 if decode_key is not None:
-                    decode_key = QualifiedKeys(decode_key, qualifier)
+                    decode_key = QualifiedKeys(decode_key, qualifier, [c.name for c in key_columns])
             return source.topic, decode, decode_key
         topic = internal_topic(
             self.settings.state_id or self.settings.query_id, spec.input.topic_suffix

@@ -56,22 +56,33 @@ class PortQueues:
             return port
         return None
 
-    def pop(
+    def take(
         self,
         now_ms: float,
         max_idle_ms: float,
         caught_up: Callable[[int], bool | None],
         final: bool,
-    ) -> tuple[int, Queued] | None:
-        """The next record to process (port, item), or None to wait for more input."""
+    ) -> tuple[int, list[Queued]] | None:
+        """The next records to process: a run of one port's records, each of which is the
+        one the event-time order takes next, or None to wait for more input."""
         queues = self.queues
         booting = self._bootstrapping()
         if booting is not None and not final:
-            if not queues[booting]:
+            queue = queues[booting]
+            end = self.bootstrap_end[booting]
+            assert end is not None
+            run = []
+            while queue and queue[0].offset < end:
+                run.append(queue.popleft())
+            if not run:
+                if queue:  # past the end offset of the bootstrap: it is done
+                    self.bootstrap_end[booting] = None
+                    return self.take(now_ms, max_idle_ms, caught_up, final)
                 return None
-            return booting, self._take(booting, now_ms)
+            return booting, self._taken(booting, run, now_ms)
         best = -1
         best_time = 0
+        others: list[int] = []
         for port, queue in enumerate(queues):
             if not queue:
                 if final:
@@ -86,17 +97,36 @@ class PortQueues:
                 or head < best_time
                 or (head == best_time and self.tables[port] and not self.tables[best])
             ):
+                if best >= 0:
+                    others.append(best)
                 best, best_time = port, head
+            else:
+                others.append(port)
         if best < 0:
             return None
-        return best, self._take(best, now_ms)
+        queue = queues[best]
+        if not others:
+            run = list(queue)
+            queue.clear()
+            return best, self._taken(best, run, now_ms)
+        # Up to the next head of another port (ties go to a table port).
+        limit = min(queues[p][0].time_ms for p in others)
+        table = self.tables[best]
+        others_table = any(self.tables[p] for p in others)
+        run = [queue.popleft()]
+        while queue:
+            head = queue[0].time_ms
+            if head < limit or (head == limit and table and not others_table):
+                run.append(queue.popleft())
+            else:
+                break
+        return best, self._taken(best, run, now_ms)
 
-    def _take(self, port: int, now_ms: float) -> Queued:
-        item = self.queues[port].popleft()
-        self.next_offset[port] = item.offset + 1
+    def _taken(self, port: int, run: list[Queued], now_ms: float) -> list[Queued]:
+        self.next_offset[port] = run[-1].offset + 1
         if not self.queues[port]:
             self.empty_since[port] = now_ms
-        return item
+        return run
 
     def clear(self) -> None:
         for queue in self.queues:

@@ -4,12 +4,13 @@ serdes decode with the bare names and hand out rows with the qualified ones."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from streamhouse_runtime.io.serde import KeySerde, ValueSerde
 from streamhouse_runtime.plan.nodes import Source
 
 ROWTIME = "ROWTIME"
+Row = dict[str, object]
 
 
 def qualifier_of(source: Source) -> str:
@@ -22,16 +23,23 @@ def qualifier_of(source: Source) -> str:
     return ""
 
 
+def _renamer(names: Sequence[str], qualifier: str) -> Callable[[dict[str, object]], Row]:
+    """A generated function that copies the declared columns under their qualified names (a
+    dict display of fixed keys: much cheaper than renaming in a loop)."""
+    items = ", ".join(f"{qualifier + name!r}: get({name!r})" for name in names)
+    namespace: dict[str, object] = {}
+    exec(f"def rename(row):\n    get = row.get\n    return {{{items}}}\n", namespace)
+    return namespace["rename"]  # type: ignore[return-value]
+
+
 class QualifiedValues:
-    def __init__(self, inner: ValueSerde, qualifier: str) -> None:
+    def __init__(self, inner: ValueSerde, qualifier: str, names: Sequence[str]) -> None:
         self.inner, self.qualifier = inner, qualifier
+        self.rename = _renamer(names, qualifier)
 
     def decode(self, data: bytes | None) -> dict[str, object] | None:
         row = self.inner.decode(data)
-        if row is None:
-            return None
-        q = self.qualifier
-        return {q + name: value for name, value in row.items()}
+        return None if row is None else self.rename(row)
 
     def encode(self, row: dict[str, object] | None) -> bytes | None:
         if row is None:
@@ -41,12 +49,12 @@ class QualifiedValues:
 
 
 class QualifiedKeys:
-    def __init__(self, inner: KeySerde, qualifier: str) -> None:
+    def __init__(self, inner: KeySerde, qualifier: str, names: Sequence[str]) -> None:
         self.inner, self.qualifier = inner, qualifier
+        self.rename = _renamer(names, qualifier)
 
     def decode(self, data: bytes | None) -> dict[str, object]:
-        q = self.qualifier
-        return {q + name: value for name, value in self.inner.decode(data).items()}
+        return self.rename(self.inner.decode(data))
 
     def encode(self, values: Sequence[object]) -> bytes | None:
         return self.inner.encode(values)
