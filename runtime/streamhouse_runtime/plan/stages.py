@@ -28,11 +28,20 @@ from streamhouse_runtime.plan.nodes import (
     Repartition,
     Sink,
     Source,
+    TableChanges,
     WindowAggregate,
 )
 from streamhouse_runtime.sql.catalog import SourceKind
 
-STATEFUL = (Aggregate, WindowAggregate, Distinct, Join, MatchRecognize, OverAggregate)
+STATEFUL = (
+    Aggregate,
+    WindowAggregate,
+    Distinct,
+    Join,
+    MatchRecognize,
+    OverAggregate,
+    TableChanges,
+)
 STATELESS = (Filter, Project)
 QUERY_TOPIC = "<query>"  # stands for the query's state identity in internal topic names
 
@@ -248,6 +257,8 @@ def _kind_of(node: PlanNode) -> SourceKind:
             return node.kind
         if isinstance(node, Aggregate):
             return SourceKind.TABLE
+        if isinstance(node, TableChanges):
+            return SourceKind.STREAM  # a table's retractions and additions, in order
         if isinstance(node, Join):
             tables = node.left_kind is SourceKind.TABLE and node.right_kind is SourceKind.TABLE
             return SourceKind.TABLE if tables else SourceKind.STREAM
