@@ -172,10 +172,12 @@ def _minus(a: Any, b: Any) -> Any:
 
 
 class _Summing(Retractable):
-    """SUM and AVG as (total, count of non-NULL values): NULL again once no value is left."""
+    """SUM and AVG as (total, count of non-NULL values): NULL again once no value is left,
+    or, with `subtract_to_zero` (the ksqlDB mode: its SUM undo subtracts), a SUM of 0."""
 
-    def __init__(self, base: Sum | Avg) -> None:
+    def __init__(self, base: Sum | Avg, subtract_to_zero: bool = False) -> None:
         self.base = base
+        self.subtract_to_zero = subtract_to_zero
 
     def initialize(self) -> tuple[Any, int]:
         return (None, 0)
@@ -193,7 +195,7 @@ class _Summing(Retractable):
         total, count = accumulator
         if value is None or count == 0:
             return accumulator
-        if count == 1:
+        if count == 1 and not self.subtract_to_zero:
             return (None, 0)
         return (_minus(total, value), count - 1)
 
@@ -237,8 +239,9 @@ class _Multiset(Retractable):
         return self.base.result(folded)
 
 
-def retractable(call: Any) -> Retractable:
-    """The updating implementation of one bound aggregate call."""
+def retractable(call: Any, subtract_to_zero: bool = False) -> Retractable:
+    """The updating implementation of one bound aggregate call (`subtract_to_zero`: see
+    _Summing)."""
     if call.function in NOT_RETRACTABLE:
         raise ValueError(f"{call.function} cannot be retracted")
     base = aggregator(call)
@@ -248,7 +251,7 @@ def retractable(call: Any) -> Retractable:
         return _Counting(star=False)
     if type(base) in (Sum, Avg):
         assert isinstance(base, Sum | Avg)
-        return _Summing(base)
+        return _Summing(base, subtract_to_zero)
     return _Multiset(base)
 
 
@@ -277,7 +280,9 @@ class UpdatingAggregateOperator:
         keep_empty_groups: bool = False,
         latest_input_time: bool = False,
     ) -> None:
-        self.functions = [retractable(call) for _, call in node.aggregates]
+        self.functions = [
+            retractable(call, subtract_to_zero=keep_empty_groups) for _, call in node.aggregates
+        ]
         self.names = [name for name, _ in node.aggregates]
         self.key_names = [name for name, _ in node.group_keys]
         self.group_key = group_key
