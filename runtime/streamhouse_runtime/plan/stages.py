@@ -109,7 +109,9 @@ class Stage:
     def output_text(self) -> str:
         if isinstance(self.output, Repartition):
             keys = ", ".join(expr.render() for _, expr in self.output.keys)
-            return f"repartition by=({keys}) topic={QUERY_TOPIC}-{self.output.topic_suffix}"
+            carried = " carries=retractions" if self.output.retractions else ""
+            topic = f"{QUERY_TOPIC}-{self.output.topic_suffix}"
+            return f"repartition by=({keys}) topic={topic}{carried}"
         return f"{self.output.kind.value.lower()} {self.output.name} topic={self.output.topic}"
 
     def render(self) -> list[str]:

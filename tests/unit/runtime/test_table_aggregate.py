@@ -5,10 +5,12 @@ checkpointed state gives the results of an uninterrupted run."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from streamhouse_runtime.cli import main
 from streamhouse_runtime.exec.pipeline import (
     ErrorPolicy,
     MemoryRecord,
@@ -255,6 +257,27 @@ def test_offset_aggregates_of_a_table_are_refused_at_validation() -> None:
     assert error.code.value == "E403"
     assert "LATEST_BY_OFFSET cannot aggregate TABLE users" in error.message
     assert (error.line, error.column) == (2, 39)  # at the call
+
+
+def test_streamhouse_test_compares_a_table_aggregate(tmp_path: Path) -> None:
+    statements = tmp_path / "query.sql"
+    statements.write_text(DDL + BY_REGION.replace(", AVG(age) AS mean", ""))
+    inputs = tmp_path / "inputs.json"
+    inputs.write_text(
+        json.dumps({"inputs": _feed([("u1", {"region": "eu", "age": 30}), ("u1", None)])})
+    )
+    expected = tmp_path / "outputs.json"
+    row = {"region": "eu", "n": 1, "total": 30, "youngest": 30, "oldest": 30}
+    outputs = [
+        {"topic": "out", "key": "eu", "value": row, "timestamp": 1},
+        {"topic": "out", "key": "eu", "value": None, "timestamp": 2},
+    ]
+    expected.write_text(json.dumps({"outputs": outputs}))
+    arguments = ["test", "-s", str(statements), "-i", str(inputs), "-o", str(expected)]
+    assert main(arguments) == 0
+    outputs[1]["value"] = {**row, "n": 0}  # a group kept with COUNT 0 is not this mode's rule
+    expected.write_text(json.dumps({"outputs": outputs}))
+    assert main(arguments) != 0
 
 
 # -- restart from the checkpointed state -------------------------------------------------
