@@ -20,6 +20,7 @@ from streamhouse_runtime.exec.pipeline import (
 from streamhouse_runtime.exec.topology import StageSpec, split_stages
 from streamhouse_runtime.plan.nodes import Sink
 from streamhouse_runtime.plan.planner import plan_statement
+from streamhouse_runtime.plan.stages import stage_graph
 from streamhouse_runtime.sql.analyzer import analyze
 from streamhouse_runtime.sql.compatibility import Compatibility
 from streamhouse_runtime.sql.errors import SqlValidationError
@@ -244,6 +245,20 @@ def test_ksqldb_mode_keeps_an_emptied_group() -> None:
     )
     outputs = _run(query, [("u1", {"region": "eu", "age": 30}), ("u1", None)], ksqldb=True)
     assert [value for _, value in outputs] == [{"N": 1}, {"N": 0}]
+
+
+def test_a_table_keyed_by_its_group_key_still_crosses_a_repartition_topic() -> None:
+    query = (
+        "CREATE TABLE per_user WITH (kafka_topic = 'out') AS SELECT id, COUNT(*) AS n "
+        "FROM users GROUP BY id;"
+    )
+    plan = plan_statement(analyze(DDL + query).persistent_queries[0])
+    assert isinstance(plan, Sink)
+    text = stage_graph(plan).render()
+    assert "state: table-rows (previous row per table key)" in text
+    assert "output: repartition by=(id) topic=<query>-groupby carries=retractions" in text
+    outputs = _run(query, [("u1", {"region": "eu", "age": 1}), ("u1", None)])
+    assert outputs == [("u1", {"id": "u1", "n": 1}), ("u1", None)]
 
 
 def test_offset_aggregates_of_a_table_are_refused_at_validation() -> None:
