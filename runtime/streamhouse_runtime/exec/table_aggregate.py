@@ -9,8 +9,9 @@ Two operators, one per stage, with a repartition topic between them:
   the addition of the new row, sent to the new group's.
 - `UpdatingAggregateOperator` (the aggregate's stage) adds and retracts: COUNT, SUM and AVG
   by subtraction; every other aggregate from the group's multiset of input values, kept in
-  the state, and the result computed again from it after a change (MIN after the current
-  minimum left, COLLECT_LIST, TOPK, ...). Aggregates of an input offset
+  the state (distinct values with their counts; COLLECT_LIST and values that cannot be dict
+  keys as a list in arrival order), and the result computed again from it after a change
+  (MIN after the current minimum left, TOPK, ...). Aggregates of an input offset
   (EARLIEST_BY_OFFSET, LATEST_BY_OFFSET) cannot be retracted; the front end refuses them.
 
 State keys start with the input partition, values are pickled like the other stateful
@@ -29,14 +30,20 @@ from typing import Any
 from streamhouse_runtime.exec.aggregates import (
     Aggregator,
     Avg,
+    CollectList,
+    CollectSet,
     Count,
+    CountDistinct,
     CountStar,
+    Min,
     Sum,
     aggregator,
 )
 from streamhouse_runtime.exec.functions import DECIMAL_CONTEXT
+from streamhouse_runtime.exec.ksql_aggregates import Attr
 from streamhouse_runtime.exec.stateful import Emitted, NullGroupKey, _Entry, _UndoLog
 from streamhouse_runtime.plan.nodes import CHANGE_FIELD, Aggregate, ChangeKind
+from streamhouse_runtime.sql.types import TypeKind
 from streamhouse_runtime.state.backend import StateBackend
 
 Row = dict[str, object]
@@ -239,6 +246,46 @@ class _Multiset(Retractable):
         return self.base.result(folded)
 
 
+class _Counted(Retractable):
+    """An aggregate of values that need not stay in arrival order: each distinct value with
+    how often the group holds it, in first-seen order. A group of a million rows with a
+    hundred distinct values keeps a hundred entries, and MIN, MAX, COLLECT_SET and COUNT
+    DISTINCT compute their result from the distinct values alone."""
+
+    def __init__(self, base: Aggregator) -> None:
+        self.base = base
+        self.once = isinstance(base, Min | CollectSet | CountDistinct | Attr)  # Max is a Min
+
+    def initialize(self) -> dict[Any, int]:
+        return {}
+
+    def snapshot(self, accumulator: dict[Any, int]) -> dict[Any, int]:
+        return dict(accumulator)
+
+    def add(self, accumulator: dict[Any, int], value: Any) -> dict[Any, int]:
+        self.base.add(self.base.initialize(), value, 0)  # fails (an overflow) before any change
+        accumulator[value] = accumulator.get(value, 0) + 1
+        return accumulator
+
+    def retract(self, accumulator: dict[Any, int], value: Any) -> dict[Any, int]:
+        count = accumulator.get(value, 0)
+        if count > 1:
+            accumulator[value] = count - 1
+        elif count == 1:
+            del accumulator[value]
+        return accumulator
+
+    def result(self, accumulator: dict[Any, int]) -> Any:
+        folded = self.base.initialize()
+        for value, count in accumulator.items():
+            for _ in range(1 if self.once else count):
+                folded = self.base.add(folded, value, 0)
+        return self.base.result(folded)
+
+
+_UNHASHABLE = (TypeKind.ARRAY, TypeKind.MAP, TypeKind.STRUCT)
+
+
 def retractable(call: Any, subtract_to_zero: bool = False) -> Retractable:
     """The updating implementation of one bound aggregate call (`subtract_to_zero`: see
     _Summing)."""
@@ -252,7 +299,9 @@ def retractable(call: Any, subtract_to_zero: bool = False) -> Retractable:
     if type(base) in (Sum, Avg):
         assert isinstance(base, Sum | Avg)
         return _Summing(base, subtract_to_zero)
-    return _Multiset(base)
+    if isinstance(base, CollectList) or any(arg.type.kind in _UNHASHABLE for arg in call.args):
+        return _Multiset(base)  # arrival order matters, or values that are no dict keys
+    return _Counted(base)
 
 
 # Accumulator slots of a group ahead of the aggregates' own.

@@ -220,6 +220,31 @@ def test_collect_list_and_set_retract_one_occurrence() -> None:
     ]
 
 
+def test_ranking_and_counting_aggregates_retract_one_value() -> None:
+    query = (
+        "CREATE TABLE ranks WITH (kafka_topic = 'out') AS SELECT region, TOPK(age, 2) AS top, "
+        "ATTR(age) AS only_age, COUNT_DISTINCT(age) AS kinds, HISTOGRAM(id) AS ids "
+        "FROM users GROUP BY region;"
+    )
+    outputs = _run(
+        query,
+        [
+            ("u1", {"region": "eu", "age": 9}),
+            ("u2", {"region": "eu", "age": 9}),
+            ("u3", {"region": "eu", "age": 4}),
+            ("u1", None),  # one 9 left
+            ("u2", None),  # only 4 left
+        ],
+    )
+    assert [(v["top"], v["only_age"], v["kinds"], v["ids"]) for _, v in outputs] == [
+        ([9], 9, 1, {"u1": 1}),
+        ([9, 9], 9, 1, {"u1": 1, "u2": 1}),
+        ([9, 9], None, 2, {"u1": 1, "u2": 1, "u3": 1}),
+        ([9, 4], None, 2, {"u2": 1, "u3": 1}),
+        ([4], 4, 1, {"u3": 1}),
+    ]
+
+
 def test_retractions_reach_the_old_group_in_another_partition() -> None:
     changes: list[Change] = []
     regions = ["eu", "us", "apac", "latam", "mea"]
