@@ -31,6 +31,7 @@ from streamhouse_runtime.exec.stateful import (
     NullGroupKey,
     WindowAggregateOperator,
 )
+from streamhouse_runtime.exec.table_aggregate import TableRowsOperator, UpdatingAggregateOperator
 from streamhouse_runtime.exec.topology import (
     ExecSpec,
     StageSpec,
@@ -53,7 +54,9 @@ from streamhouse_runtime.io.serde import (
 )
 from streamhouse_runtime.io.windowed_keys import WINDOW_BOUNDS, WindowedKeyDecoder
 from streamhouse_runtime.plan.nodes import (
+    CHANGE_FIELD,
     Aggregate,
+    ChangeKind,
     Distinct,
     Filter,
     Project,
@@ -61,6 +64,7 @@ from streamhouse_runtime.plan.nodes import (
     Schema,
     Sink,
     Source,
+    TableChanges,
     WindowAggregate,
 )
 from streamhouse_runtime.sql import bound
@@ -304,6 +308,8 @@ class StageExecutor:
         self.time_field = spec.input.timestamp_field if isinstance(spec.input, Source) else None
         self.window_op: WindowAggregateOperator | None = None
         self.aggregate_op: AggregateOperator | None = None
+        self.table_rows: TableRowsOperator | None = None  # a TABLE's rows, before GROUP BY
+        self.updating_op: UpdatingAggregateOperator | None = None  # GROUP BY over a TABLE
         self.distinct_seen: dict[tuple[int, bytes], bool] = {}
         self._distinct_dirty: dict[bytes, bytes | None] = {}
         self._build_stateful(spec, udfs)
@@ -323,11 +329,15 @@ class StageExecutor:
         # The sink's limits are read from the broker; internal topics are ours (defaults).
         self.limits = settings.output_limits if isinstance(spec.output, Sink) else DEFAULT_LIMITS
         self.largest_output = self.limits.max_message_bytes - RECORD_OVERHEAD
-        self._undo = (
+        self._undo: Any = (
             self.window_op.undo
             if self.window_op is not None
             else self.aggregate_op.undo
             if self.aggregate_op is not None
+            else self.updating_op.undo
+            if self.updating_op is not None
+            else self.table_rows.undo
+            if self.table_rows is not None
             else None
         )
         if not spec.is_source_stage:
@@ -408,6 +418,22 @@ class StageExecutor:
                 self.settings.cache_entries,
                 latest_input_time=self.settings.compatibility is Compatibility.KSQLDB,
             )
+        elif isinstance(node, TableChanges):
+            self.table_rows = TableRowsOperator(
+                self.backend, self.store, self.settings.cache_entries
+            )
+        elif isinstance(node, Aggregate) and node.updating:
+            ksqldb = self.settings.compatibility is Compatibility.KSQLDB
+            self.updating_op = UpdatingAggregateOperator(
+                node,
+                _key_function(node.group_keys, udfs),
+                aggregate_arguments(node.aggregates, udfs),
+                self.backend,
+                self.store,
+                self.settings.cache_entries,
+                keep_empty_groups=ksqldb,
+                latest_input_time=ksqldb,
+            )
         elif isinstance(node, Aggregate):
             arguments = aggregate_arguments(node.aggregates, udfs)
             self.aggregate_op = AggregateOperator(
@@ -446,7 +472,7 @@ class StageExecutor:
             raise ValueError("a stage must end in a repartition or a sink")
         columns = sink_value_columns(output.schema, self.settings.compatibility)
         key_columns: list[Column] = []
-        if spec.stateful is not None and not isinstance(spec.stateful, Distinct):
+        if isinstance(spec.stateful, Aggregate | WindowAggregate):
             key_columns = result_key_columns(spec.stateful)
         elif spec.rekey is not None:
             key_columns = [Column(f"k{i}", e.type) for i, (_, e) in enumerate(spec.rekey.keys)]
@@ -488,6 +514,7 @@ class StageExecutor:
         encode = self.encode_value.encode
         direct = stateless and not isinstance(self.spec.output, Repartition)
         window = self.window_op.process if self.window_op is not None else None
+        table_rows = self.table_rows
         emit_all = self._emit_updates
         # Entries the current record changed (see _UndoLog); emptied after each success.
         undo_saved: list[Any] = self._undo.saved if self._undo is not None else []
@@ -524,6 +551,8 @@ class StageExecutor:
                         continue
                     row = decode(record.value())
                     if row is None:
+                        if table_rows is not None:  # a TABLE's tombstone deletes its key
+                            self._table_change(None, record, partition, record.timestamp()[1], out)
                         continue  # a tombstone on a stream carries no row
                     if decode_key is not None:
                         # Key columns come from the key alone (a NULL key: all NULL), never
@@ -550,6 +579,8 @@ class StageExecutor:
                     if pre is not None:
                         row = pre(row)
                         if row is None:
+                            if table_rows is not None:  # a table row WHERE drops: a delete
+                                self._table_change(None, record, partition, event_time, out)
                             continue
                     if direct:
                         key = record.key()
@@ -630,6 +661,12 @@ class StageExecutor:
         if self.aggregate_op is not None:
             emitted = self.aggregate_op.process(row, partition, offset, event_time)
             self._emit_upsert(emitted, partition, out)
+        elif self.table_rows is not None:
+            self._table_change(row, record, partition, event_time, out)
+        elif self.updating_op is not None:
+            change = self.updating_op.process(row, partition, event_time)
+            if change is not None:
+                self._emit_change(change, partition, out)
         elif isinstance(self.spec.stateful, Distinct):
             identity = pickle.dumps(sorted(row.items()), pickle.HIGHEST_PROTOCOL)
             key = (partition, identity)
@@ -703,6 +740,54 @@ class StageExecutor:
         key = self.encode_key.encode(list(emitted.key)) if self.encode_key is not None else None
         value = self.encode_value.encode(row) if row is not None else None
         self._check_size(key, value, emitted.timestamp_ms)  # its event time was checked
+        out.send(self.output_topic, key, value, emitted.timestamp_ms)
+        self.counters.records_out += 1
+
+    def _table_change(
+        self, row: Row | None, record: KafkaRecord, partition: int, event_time: int, out: RecordSink
+    ) -> None:
+        """A table row's change (None: deleted), as the retraction of its previous row (to
+        the old group) and the addition of the new one (to the new group); one origin
+        header sequence each, so the next stage drops them when re-sent after a restart."""
+        assert self.table_rows is not None and self.rekey is not None
+        key = record.key()
+        if key is None:
+            raise NullGroupKey("a table record without a key")
+        previous = self.table_rows.change(partition, key, row)
+        new_group = self.rekey(row) if row is not None else None
+        changes: list[Row] = []
+        if previous is not None:
+            old_group = self.rekey(previous)
+            kind = ChangeKind.REPLACE if old_group == new_group else ChangeKind.RETRACT
+            changes.append({**previous, CHANGE_FIELD: kind})
+        if row is not None:
+            changes.append({**row, CHANGE_FIELD: ChangeKind.ADD})
+        offset: int = record.offset()  # type: ignore[assignment]
+        prepared: list[tuple[bytes | None, bytes | None, Headers]] = []
+        for sequence, change in enumerate(changes):
+            group = list(self.rekey(change))
+            out_key = self.encode_key.encode(group) if self.encode_key is not None else None
+            value = self.encode_value.encode(change)
+            self._check_size(out_key, value, event_time, 64)
+            prepared.append((out_key, value, [origin_header(str(partition), offset, sequence)]))
+        for out_key, value, headers in prepared:
+            out.send(self.output_topic, out_key, value, event_time, headers)
+            self.counters.records_out += 1
+        self.table_rows.undo.clear()
+
+    def _emit_change(self, emitted: Emitted, partition: int, out: RecordSink) -> None:
+        """An updating aggregate's change of a group: an upsert, or a tombstone when the
+        group is gone or HAVING drops it (only if its row was visible)."""
+        assert self.updating_op is not None
+        row = emitted.row
+        if row is not None and self.post is not None:
+            row = self.post(row)
+        visible_before = self.updating_op.mark_emitted(partition, emitted.key, row is not None)
+        if row is None and not visible_before:
+            return
+        key = self.encode_key.encode(list(emitted.key)) if self.encode_key is not None else None
+        value = self.encode_value.encode(row) if row is not None else None
+        self._check_size(key, value, emitted.timestamp_ms)
         out.send(self.output_topic, key, value, emitted.timestamp_ms)
         self.counters.records_out += 1
 
@@ -914,6 +999,10 @@ class StageExecutor:
             writes[self.store] = self.window_op.changes()
         if self.aggregate_op is not None:
             writes[self.store] = self.aggregate_op.changes()
+        if self.table_rows is not None:
+            writes[self.store] = self.table_rows.changes()
+        if self.updating_op is not None:
+            writes[self.store] = self.updating_op.changes()
         if self._distinct_dirty:
             writes[self.store] = dict(self._distinct_dirty)
             self._distinct_dirty.clear()
@@ -964,4 +1053,8 @@ class StageExecutor:
             return self.window_op.entry_count()
         if self.aggregate_op is not None:
             return self.aggregate_op.entry_count()
+        if self.table_rows is not None:
+            return self.table_rows.entry_count()
+        if self.updating_op is not None:
+            return self.updating_op.entry_count()
         return len(self.distinct_seen)

@@ -20,6 +20,7 @@ from streamhouse_runtime.plan.nodes import (
     Repartition,
     Sink,
     Source,
+    TableChanges,
     WindowAggregate,
 )
 from streamhouse_runtime.plan.stages import Port, Stage, stage_graph
@@ -35,7 +36,7 @@ class NotExecutable(Exception):
         self.error = SqlError(ErrorCode.UNSUPPORTED, message, 1, 1)
 
 
-Stateful = Aggregate | WindowAggregate | Distinct
+Stateful = Aggregate | WindowAggregate | Distinct | TableChanges
 
 
 def result_key_columns(node: Aggregate | WindowAggregate) -> list[Column]:
@@ -89,8 +90,8 @@ class JoinStageSpec:
 ExecSpec = StageSpec | JoinStageSpec
 
 EXECUTABLE = (
-    "filters, projections, windowed and running aggregations, DISTINCT, PARTITION BY, "
-    "stream-table and stream-stream joins"
+    "filters, projections, windowed and running aggregations (of streams and of tables), "
+    "DISTINCT, PARTITION BY, stream-table and stream-stream joins"
 )
 
 
@@ -125,7 +126,7 @@ def _spec(stage: Stage) -> ExecSpec:
     for node in stage.operators:
         if isinstance(node, Filter | Project):
             (spec.post if spec.stateful is not None else spec.pre).append(node)
-        elif isinstance(node, Aggregate | WindowAggregate | Distinct):
+        elif isinstance(node, Aggregate | WindowAggregate | Distinct | TableChanges):
             if spec.stateful is not None:
                 raise NotExecutable(
                     f"{node.label()} after {spec.stateful.label()} is not executable yet"

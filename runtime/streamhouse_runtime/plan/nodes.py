@@ -115,13 +115,50 @@ class Repartition(PlanNode):
     input: PlanNode
     keys: tuple[tuple[str, Expr], ...]
     topic_suffix: str
+    # A table's changes: each row carries CHANGE_FIELD, the ChangeKind of the row: the
+    # retraction of a table row's previous value (sent to its old group) or an addition.
+    retractions: bool = False
 
     def children(self) -> tuple[PlanNode, ...]:
         return (self.input,)
 
     def details(self) -> list[str]:
         keys = ", ".join(expr.render() for _, expr in self.keys)
-        return [f"by=({keys}) topic=<query>-{self.topic_suffix}"]
+        carried = " carries=retractions" if self.retractions else ""
+        return [f"by=({keys}) topic=<query>-{self.topic_suffix}{carried}"]
+
+
+CHANGE_FIELD = "__change"  # of a row crossing a Repartition with retractions: ChangeKind
+
+
+class ChangeKind:
+    """What a row crossing a Repartition with retractions does to its group."""
+
+    ADD = 0
+    RETRACT = 1
+    # A retraction that an addition to the same group follows at once: the group's result
+    # is emitted once, after the addition (Kafka Streams' KIP-904: subtract, then add, one
+    # output).
+    REPLACE = 2
+
+
+@dataclass(frozen=True)
+class TableChanges(PlanNode):
+    """A TABLE's rows as changes: keeps each table key's previous row, and turns an update
+    (or a tombstone) into the retraction of the previous row and the addition of the new
+    one, so an aggregate downstream can update its groups (Kafka Streams' KTable groupBy)."""
+
+    input: PlanNode
+    store: str = "table-rows"
+
+    def children(self) -> tuple[PlanNode, ...]:
+        return (self.input,)
+
+    def details(self) -> list[str]:
+        return ["previous row per table key (the record key); a tombstone deletes"]
+
+    def state(self) -> tuple[StateStore, ...]:
+        return (StateStore(self.store, "previous row per table key"),)
 
 
 @dataclass(frozen=True)
@@ -136,6 +173,8 @@ class Aggregate(PlanNode):
     # The names of the group key columns in the result's record key, in group key order: the
     # name (or alias) each grouped expression has in the SELECT list.
     result_key: tuple[str, ...] = ()
+    # Aggregating a TABLE: its input carries retractions (see TableChanges).
+    updating: bool = False
 
     def children(self) -> tuple[PlanNode, ...]:
         return (self.input,)
@@ -145,11 +184,15 @@ class Aggregate(PlanNode):
             "group_by=(" + ", ".join(e.render() for _, e in self.group_keys) + ")",
             "aggregates=(" + ", ".join(f"{a.render()} AS {n}" for n, a in self.aggregates) + ")",
         ]
+        if self.updating:
+            lines.append("updating: retracts a table row's previous contribution")
         if self.having is not None:
             lines.append(f"having={self.having.render()}")
         return lines
 
     def state(self) -> tuple[StateStore, ...]:
+        if self.updating:
+            return (StateStore(self.store, "accumulators and value multisets per group key"),)
         return (StateStore(self.store, "accumulators per group key"),)
 
 

@@ -4,6 +4,7 @@ output schema, key, repartitions and state."""
 from __future__ import annotations
 
 from streamhouse_runtime.plan.nodes import (
+    CHANGE_FIELD,
     Aggregate,
     Distinct,
     Field,
@@ -18,6 +19,7 @@ from streamhouse_runtime.plan.nodes import (
     Schema,
     Sink,
     Source,
+    TableChanges,
     WindowAggregate,
 )
 from streamhouse_runtime.sql import bound
@@ -89,6 +91,29 @@ def _repartition(node: PlanNode, keys: tuple[bound.Expr, ...], suffix: str) -> P
     named = tuple((f"_key_{i}", k) for i, k in enumerate(keys))
     key_names = tuple(k.name if isinstance(k, bound.ColumnRef) else n for n, k in named)
     return Repartition(Schema(node.schema.fields, key_names), node, named, suffix)
+
+
+def _aggregates_a_table(query: AnalyzedQuery) -> bool:
+    """GROUP BY over one TABLE: an updating aggregate (its rows change and are deleted)."""
+    return (
+        query.window is None
+        and not query.joins
+        and len(query.relations) == 1
+        and query.relations[0].kind is SourceKind.TABLE
+    )
+
+
+def _table_changes(node: PlanNode, keys: tuple[bound.Expr, ...]) -> PlanNode:
+    """A table's rows as retractions and additions, repartitioned by the group key.
+
+    Always through a repartition topic, even when the table is keyed by the group key: the
+    retraction of a row's previous value goes to its old group, which may live in another
+    partition than the new one (Kafka Streams sends the two as two records)."""
+    changes = TableChanges(node.schema, node)
+    named = tuple((f"_key_{i}", k) for i, k in enumerate(keys))
+    key_names = tuple(k.name if isinstance(k, bound.ColumnRef) else n for n, k in named)
+    fields = (*node.schema.fields, Field(CHANGE_FIELD, t.INTEGER))
+    return Repartition(Schema(fields, key_names), changes, named, "groupby", retractions=True)
 
 
 def _referenced(expressions: list[bound.Expr]) -> set[str]:
@@ -195,7 +220,8 @@ def plan_query(query: AnalyzedQuery) -> PlanNode:
         node = Filter(node.schema, node, query.post_where)
     if query.is_aggregate:
         keys = tuple(k for _, k in query.group_keys)
-        if not _keyed_by(node, keys):
+        updating = _aggregates_a_table(query)
+        if updating or not _keyed_by(node, keys):
             # Only what the aggregation reads crosses the repartition topic.
             needed = _referenced([*keys, *(a for _, call in query.aggregates for a in call.args)])
             if query.window is not None and query.window.time_field:
@@ -208,7 +234,7 @@ def plan_query(query: AnalyzedQuery) -> PlanNode:
                     node,
                     tuple((f.name, bound.ColumnRef(f.type, f.name)) for f in kept),
                 )
-        node = _repartition(node, keys, "groupby")
+        node = _table_changes(node, keys) if updating else _repartition(node, keys, "groupby")
         key_names = tuple(name for name, _ in query.group_keys)
         result_key = _result_key(query)
         fields = tuple(Field(name, expr.type) for name, expr in query.group_keys)
@@ -231,6 +257,7 @@ def plan_query(query: AnalyzedQuery) -> PlanNode:
                 group_keys=tuple(query.group_keys),
                 aggregates=tuple(query.aggregates),
                 result_key=result_key,
+                updating=updating,
             )
         if query.having is not None:
             node = Filter(node.schema, node, query.having)

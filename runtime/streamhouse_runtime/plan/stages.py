@@ -28,11 +28,20 @@ from streamhouse_runtime.plan.nodes import (
     Repartition,
     Sink,
     Source,
+    TableChanges,
     WindowAggregate,
 )
 from streamhouse_runtime.sql.catalog import SourceKind
 
-STATEFUL = (Aggregate, WindowAggregate, Distinct, Join, MatchRecognize, OverAggregate)
+STATEFUL = (
+    Aggregate,
+    WindowAggregate,
+    Distinct,
+    Join,
+    MatchRecognize,
+    OverAggregate,
+    TableChanges,
+)
 STATELESS = (Filter, Project)
 QUERY_TOPIC = "<query>"  # stands for the query's state identity in internal topic names
 
@@ -100,7 +109,9 @@ class Stage:
     def output_text(self) -> str:
         if isinstance(self.output, Repartition):
             keys = ", ".join(expr.render() for _, expr in self.output.keys)
-            return f"repartition by=({keys}) topic={QUERY_TOPIC}-{self.output.topic_suffix}"
+            carried = " carries=retractions" if self.output.retractions else ""
+            topic = f"{QUERY_TOPIC}-{self.output.topic_suffix}"
+            return f"repartition by=({keys}) topic={topic}{carried}"
         return f"{self.output.kind.value.lower()} {self.output.name} topic={self.output.topic}"
 
     def render(self) -> list[str]:
@@ -248,6 +259,8 @@ def _kind_of(node: PlanNode) -> SourceKind:
             return node.kind
         if isinstance(node, Aggregate):
             return SourceKind.TABLE
+        if isinstance(node, TableChanges):
+            return SourceKind.STREAM  # a table's retractions and additions, in order
         if isinstance(node, Join):
             tables = node.left_kind is SourceKind.TABLE and node.right_kind is SourceKind.TABLE
             return SourceKind.TABLE if tables else SourceKind.STREAM

@@ -528,6 +528,27 @@ def _sink_window(query: AnalyzedQuery) -> tuple[str | None, int | None]:
 
 
 class _QueryAnalyzer:
+    def _retractable(
+        self, aggregates: list[tuple[str, bound.AggregateCall]], select: exp.Expr
+    ) -> None:
+        """Aggregating a TABLE retracts a row's previous value when it changes: aggregates
+        of the input offset cannot say which of two equal values to take back (ksqlDB
+        refuses them on a table as well)."""
+        for _, call in aggregates:
+            if call.function in ("EARLIEST_BY_OFFSET", "LATEST_BY_OFFSET"):
+                source = self.relations[0].source.name
+                node = next(
+                    (n for n in select.find_all(exp.Anonymous) if n.name.upper() == call.function),
+                    select,
+                )
+                self.fail(
+                    ErrorCode.UNSUPPORTED,
+                    f"{call.function} cannot aggregate TABLE {source}: a table row that "
+                    "changes retracts its previous value, and an offset-based aggregate "
+                    "cannot be retracted; aggregate the stream the table is built from",
+                    node,
+                )
+
     def __init__(self, program: _ProgramAnalyzer, node: exp.Expr) -> None:
         self.program = program
         self.fail = program.fail
@@ -1291,14 +1312,15 @@ class _QueryAnalyzer:
                     "GROUP BY of a window table function must include window_start and window_end",
                     group,
                 )
-        for relation in self.relations:
-            if relation.kind is SourceKind.TABLE:
-                self.fail(
-                    ErrorCode.UNSUPPORTED,
-                    f"aggregating TABLE {relation.source.name} is not supported yet; "
-                    "aggregate the stream it is built from",
-                    select,
-                )
+        if len(self.relations) > 1:
+            for relation in self.relations:
+                if relation.kind is SourceKind.TABLE:
+                    self.fail(
+                        ErrorCode.UNSUPPORTED,
+                        f"aggregating a join with TABLE {relation.source.name} is not "
+                        "supported yet; aggregate one TABLE, or join the aggregated result",
+                        select,
+                    )
         self.query.group_keys = keys
         aggregates: list[tuple[str, bound.AggregateCall]] = []
 
@@ -1367,6 +1389,8 @@ class _QueryAnalyzer:
             self.query.having = condition
         self.query.aggregates = aggregates
         self.query.select = expressions
+        if self.relations and self.relations[0].kind is SourceKind.TABLE:
+            self._retractable(aggregates, select)
         key_names = {name for name, _ in keys}
         self.query.key_fields = tuple(
             name
