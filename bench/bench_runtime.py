@@ -99,8 +99,15 @@ def wait_for_commits(
 
 
 def run_streamhouse(
-    broker: KafkaBroker, topic: str, query: str, records: int, producer_config: str = ""
+    broker: KafkaBroker,
+    topic: str,
+    query: str,
+    records: int,
+    producer_config: str = "",
+    source: str = "",
 ) -> float:
+    """`source`: a checkout whose runtime to run instead of this one (its `runtime/` first on
+    PYTHONPATH), for a side-by-side of two versions on the same data."""
     directory = Path(tempfile.mkdtemp(prefix="bench-"))
     sql = directory / "query.sql"
     ddl = DDL_KEYED if query.endswith("-keyed") else DDL
@@ -109,7 +116,8 @@ def run_streamhouse(
     process = QueryProcess(
         sql, directory, broker.bootstrap, query_id,
         extra_env={"STREAMHOUSE_CHECKPOINT_INTERVAL_MS": "250"}
-        | ({"STREAMHOUSE_PRODUCER_CONFIG": producer_config} if producer_config else {}),
+        | ({"STREAMHOUSE_PRODUCER_CONFIG": producer_config} if producer_config else {})
+        | ({"PYTHONPATH": str(Path(source) / "runtime")} if source else {}),
     ).start()  # fmt: skip
     try:
         partitions = len(broker.admin().list_topics(topic).topics[topic].partitions)
@@ -160,6 +168,13 @@ def main() -> None:
         help="also run StreamHouse with these producer overrides on the same data, "
         'alternating (e.g. \'{"partitioner": "consistent_random"}\')',
     )
+    parser.add_argument(
+        "--baseline-source",
+        default="",
+        metavar="DIR",
+        help="also run the runtime of another checkout (e.g. the previous main) on the same "
+        "data, alternating",
+    )
     args = parser.parse_args()
     broker = KafkaBroker.start()
     try:
@@ -171,10 +186,15 @@ def main() -> None:
                 topic = broker.create_topic(f"orders-{uuid.uuid4().hex[:6]}", args.partitions)
                 load(broker.bootstrap, topic, args.records)
                 ours.append(run_streamhouse(broker, topic, query, args.records))
-                if args.baseline_producer_config:
+                if args.baseline_producer_config or args.baseline_source:
                     baseline.append(
                         run_streamhouse(
-                            broker, topic, query, args.records, args.baseline_producer_config
+                            broker,
+                            topic,
+                            query,
+                            args.records,
+                            args.baseline_producer_config,
+                            args.baseline_source,
                         )
                     )
                 if args.quix:
@@ -187,7 +207,7 @@ def main() -> None:
                     f" | Quix Streams {statistics.median(theirs):>8,.0f} events/s | x{ratio:.1f}"
                 )
             if baseline:
-                line += f" | baseline config {statistics.median(baseline):>9,.0f} events/s"
+                line += f" | baseline {statistics.median(baseline):>9,.0f} events/s"
             print(line, flush=True)
             print(
                 f"{'':<14} runs: StreamHouse {', '.join(f'{r:,.0f}' for r in ours)}"

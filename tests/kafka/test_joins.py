@@ -214,3 +214,46 @@ def test_a_join_of_topics_with_different_partition_counts_is_not_ready_with_the_
         assert "partitions=4" in body
     finally:
         pod.stop()
+
+
+def test_table_table_join_follows_updates_and_tombstones_of_both_sides(
+    kafka_broker: KafkaBroker, make_topic: Callable[..., str], tmp_path: Path
+) -> None:
+    users = make_topic("users", partitions=PARTITIONS)
+    prefs = make_topic("prefs", partitions=PARTITIONS)
+    out = f"user_prefs_{users}"
+    sql = (
+        f"CREATE TABLE users (user_id VARCHAR PRIMARY KEY, name VARCHAR) "
+        f"WITH (kafka_topic='{users}', value_format='JSON');\n"
+        f"CREATE TABLE prefs (user_id VARCHAR PRIMARY KEY, theme VARCHAR) "
+        f"WITH (kafka_topic='{prefs}', value_format='JSON');\n"
+        f"CREATE TABLE user_prefs WITH (kafka_topic='{out}') AS "
+        "SELECT u.user_id AS user_id, u.name, p.theme FROM users u "
+        "INNER JOIN prefs p ON u.user_id = p.user_id;"
+    )
+    base = int(time.time() * 1000) - 600_000
+    producer = _producer(kafka_broker)
+    for n in range(32):
+        _send(producer, users, f"u{n}", {"name": f"user{n}"}, base + n)
+    assert producer.flush(30) == 0
+    pods = _pods(kafka_broker, tmp_path, sql)
+    try:
+        for n in range(32):
+            _send(producer, prefs, f"u{n}", {"theme": "dark" if n % 2 else "light"}, base + 100 + n)
+        assert producer.flush(30) == 0
+        joined = read_messages(kafka_broker.bootstrap, out, 32, 60)
+        assert len(joined) == 32
+        for n in range(8):  # a side deleted: a tombstone of the key
+            _send(producer, prefs, f"u{n}", None, base + 200 + n)
+        _send(producer, users, "u9", {"name": "renamed"}, base + 300)
+        assert producer.flush(30) == 0
+        latest: dict[str, Any] = {}
+        for message in read_messages(kafka_broker.bootstrap, out, 32 + 9, 60):
+            key = (message.key() or b"").decode()
+            value = message.value()
+            latest[key] = json.loads(value) if value is not None else None
+        assert {k for k, v in latest.items() if v is None} == {f"u{n}" for n in range(8)}
+        assert latest["u9"] == {"user_id": "u9", "name": "renamed", "theme": "dark"}
+        assert latest["u10"] == {"user_id": "u10", "name": "user10", "theme": "light"}
+    finally:
+        _stop(pods)

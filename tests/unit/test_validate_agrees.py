@@ -68,7 +68,7 @@ def test_a_query_the_runtime_cannot_execute_is_refused_alike(tmp_path: Path) -> 
         "CREATE TABLE a (id BIGINT PRIMARY KEY, x INT) WITH (kafka_topic='a');\n"
         "CREATE TABLE b (id BIGINT PRIMARY KEY, y INT) WITH (kafka_topic='b');\n"
         "CREATE TABLE j AS SELECT a.id, a.x, b.y FROM a JOIN b\n"
-        "  ON a.id = b.id;\n"
+        "  ON a.x = b.id;\n"
     )
     validate, admission, run = _three_answers(tmp_path, sql)
     assert validate == run

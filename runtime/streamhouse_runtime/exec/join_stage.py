@@ -42,6 +42,7 @@ from streamhouse_runtime.exec.pipeline import (
 from streamhouse_runtime.exec.port_queues import NEVER, PortQueues, Queued
 from streamhouse_runtime.exec.stream_stream_join import StreamStreamJoinOperator
 from streamhouse_runtime.exec.stream_table_join import StreamTableJoinOperator
+from streamhouse_runtime.exec.table_table_join import TableTableJoinOperator
 from streamhouse_runtime.exec.topology import JoinStageSpec, internal_topic
 from streamhouse_runtime.io.limits import DEFAULT_LIMITS, RECORD_OVERHEAD
 from streamhouse_runtime.io.qualified import QualifiedKeys, QualifiedValues, qualifier_of
@@ -159,7 +160,8 @@ def _load_row(value: bytes) -> Row:
     return row
 
 
-def _dump_row(row: Row) -> bytes:
+def _dump_row(row: object) -> bytes:
+    """A stored row (a table-table join stores it with its time)."""
     return pickle.dumps(row, pickle.HIGHEST_PROTOCOL)
 
 
@@ -191,14 +193,26 @@ class JoinStageExecutor:
             if join.residual is not None
             else None
         )
+        self.operator: Any = None
         self.stream_stream: StreamStreamJoinOperator | None = None
         self.stream_table: StreamTableJoinOperator | None = None
-        if join.right_kind is SourceKind.TABLE:
+        self.table_table: TableTableJoinOperator | None = None
+        # How a table port's tombstone finds its join key (from the record key's columns).
+        self.tombstone_keys: list[Callable[[Row], tuple[object, ...]] | None] = [None, None]
+        if join.left_kind is SourceKind.TABLE and join.right_kind is SourceKind.TABLE:
+            self.table_table = TableTableJoinOperator(
+                join.kind, left_key, right_key, left_fields, right_fields, _dump_row,
+                residual, store=join.store,
+            )  # fmt: skip
+            self.operator = self.table_table
+            self.tombstone_keys = [left_key, right_key]
+        elif join.right_kind is SourceKind.TABLE:
             self.stream_table = StreamTableJoinOperator(
                 join.kind, left_key, right_key, right_fields, _dump_row, residual,
                 store=f"{join.store}-right",
             )  # fmt: skip
-            self.operator: Any = self.stream_table
+            self.operator = self.stream_table
+            self.tombstone_keys = [None, right_key]
         else:
             self.stream_stream = StreamStreamJoinOperator(
                 join.kind, left_key, right_key, left_fields, right_fields,
@@ -292,11 +306,12 @@ class JoinStageExecutor:
         in long runs of one topic-partition: the run's queue and reader are kept in locals."""
         touched: set[int] = set()
         port_of = self.port_of
-        table_key = self.stream_table.table_key if self.stream_table is not None else None
+        tombstone_keys = self.tombstone_keys
         run_topic: str | None = None
         run_partition = -1
         queue: Any = None
         reader: _PortReader | None = None
+        table_key: Callable[[Row], tuple[object, ...]] | None = None
         port = 0
         count = 0
         for record in batch:
@@ -311,6 +326,7 @@ class JoinStageExecutor:
                 port, run_topic, run_partition = found, topic, partition
                 queue = self._task(partition).queues[port]
                 reader = self.readers[port]
+                table_key = tombstone_keys[port]
                 touched.add(partition)
             assert reader is not None
             count += 1
@@ -486,7 +502,7 @@ class JoinStageExecutor:
     ) -> None:
         """Send the join's outputs; all are encoded before any is sent, so a failing one
         sends nothing for its input record."""
-        prepared: list[tuple[bytes | None, bytes, int, Headers | None]] = []
+        prepared: list[tuple[bytes | None, bytes | None, int, Headers | None]] = []
         headers: Headers | None = None
         repartition = self.repartition and origin is not None
         post, rekey, encode_key = self.post, self.rekey, self.encode_key
@@ -496,7 +512,10 @@ class JoinStageExecutor:
         low, high = now_ms - limits.max_past_ms, now_ms + limits.max_future_ms
         for output in outputs:
             row = output.row
-            if row is None:
+            if row is None:  # a table's tombstone of its key
+                if encode_key is None or None in output.key:
+                    continue
+                prepared.append((encode_key.encode(output.key), None, output.time_ms, None))
                 continue
             if post is not None:
                 row = post(row)
@@ -655,7 +674,9 @@ class JoinStageExecutor:
         self.dedup.load()
         for store in self.stores:
             entries = self.backend.scan(store)
-            if self.stream_table is not None:
+            if self.table_table is not None:
+                self.table_table.load(store, ((k, pickle.loads(v)) for k, v in entries))
+            elif self.stream_table is not None:
                 self.stream_table.load(((k, _load_row(v)) for k, v in entries))
             elif self.stream_stream is not None:
                 buffered = ((k, v[:1] == b"\x01", _load_row(v[1:])) for k, v in entries)
@@ -670,6 +691,8 @@ class JoinStageExecutor:
         self.positions = {k: v for k, v in self.positions.items() if k[1] in owned}
 
     def _state_partitions(self) -> set[int]:
+        if self.table_table is not None:
+            return self.table_table.partitions()
         if self.stream_table is not None:
             return set(self.stream_table.table)
         assert self.stream_stream is not None
@@ -679,6 +702,8 @@ class JoinStageExecutor:
         return self.dedup.keys(partition)
 
     def state_entries(self) -> int:
+        if self.table_table is not None:
+            return self.table_table.entries()
         if self.stream_table is not None:
             return sum(len(rows) for rows in self.stream_table.table.values())
         assert self.stream_stream is not None

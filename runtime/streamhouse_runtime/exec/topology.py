@@ -100,9 +100,14 @@ def _join_spec(stage: Stage) -> JoinStageSpec:
     if len(stage.ports) != 2 or len(joins) != 1 or stage.operators[0] is not joins[0]:
         raise NotExecutable(f"a stage with {len(stage.ports)} inputs is not executable yet")
     join = joins[0]
-    if join.left_kind is SourceKind.TABLE and join.right_kind is SourceKind.TABLE:
+    if (
+        join.left_kind is SourceKind.TABLE
+        and join.right_kind is SourceKind.TABLE
+        and any(port.internal for port in stage.ports)
+    ):
         raise NotExecutable(
-            f"{join.label()} is planned but not executable yet: this runtime runs {EXECUTABLE}"
+            "a foreign-key table-table join (ON a column of one table = the other's primary "
+            f"key) is planned but not executable yet: this runtime runs {EXECUTABLE}"
         )
     post: list[Filter | Project] = []
     for node in stage.operators[1:]:

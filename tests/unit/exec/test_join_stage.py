@@ -12,7 +12,7 @@ import pytest
 
 from streamhouse_runtime.exec.join_stage import JoinStageExecutor
 from streamhouse_runtime.exec.pipeline import MemoryRecord, StageSettings
-from streamhouse_runtime.exec.topology import JoinStageSpec, split_stages
+from streamhouse_runtime.exec.topology import JoinStageSpec, NotExecutable, split_stages
 from streamhouse_runtime.io.partitioner import java_partition
 from streamhouse_runtime.plan.nodes import Sink
 from streamhouse_runtime.plan.planner import plan_statement
@@ -179,6 +179,82 @@ def test_a_three_way_join_repartitions_between_the_joins() -> None:
     assert [o["key"] for o in out] == ["p1", "p2"]  # keyed by the last join's key
 
 
+TABLE_TABLE = """
+CREATE TABLE users (user_id VARCHAR PRIMARY KEY, name VARCHAR)
+  WITH (kafka_topic='users', value_format='JSON');
+CREATE TABLE prefs (user_id VARCHAR PRIMARY KEY, theme VARCHAR)
+  WITH (kafka_topic='prefs', value_format='JSON');
+CREATE TABLE user_prefs AS SELECT u.user_id AS user_id, u.name, p.theme
+FROM users u {kind} JOIN prefs p ON u.user_id = p.user_id;
+"""
+TABLE_CHANGES: list[dict[str, Any]] = [
+    {"topic": "users", "key": "u1", "value": {"name": "Ann"}, "timestamp": 10},
+    {"topic": "prefs", "key": "u1", "value": {"theme": "dark"}, "timestamp": 20},
+    {"topic": "prefs", "key": "u2", "value": {"theme": "light"}, "timestamp": 30},
+    {"topic": "users", "key": "u2", "value": {"name": "Bob"}, "timestamp": 40},
+    {"topic": "prefs", "key": "u1", "value": None, "timestamp": 50},
+    {"topic": "users", "key": "u2", "value": None, "timestamp": 60},
+]
+
+
+@pytest.mark.parametrize(
+    ("kind", "expected"),
+    [
+        (
+            "INNER",
+            [
+                ("u1", ("Ann", "dark"), 20),
+                ("u2", ("Bob", "light"), 40),
+                ("u1", None, 50),  # a side deleted: the key's row is gone
+                ("u2", None, 60),
+            ],
+        ),
+        (
+            "LEFT",
+            [
+                ("u1", ("Ann", None), 10),
+                ("u1", ("Ann", "dark"), 20),  # no row for u2 until a user has it
+                ("u2", ("Bob", "light"), 40),
+                ("u1", ("Ann", None), 50),
+                ("u2", None, 60),
+            ],
+        ),
+        (
+            "FULL OUTER",
+            [
+                ("u1", ("Ann", None), 10),
+                ("u1", ("Ann", "dark"), 20),
+                ("u2", (None, "light"), 30),
+                ("u2", ("Bob", "light"), 40),
+                ("u1", ("Ann", None), 50),
+                ("u2", (None, "light"), 60),
+            ],
+        ),
+    ],
+)
+def test_a_table_table_join_follows_both_sides_updates_and_tombstones(
+    kind: str, expected: list[tuple[str, tuple[str | None, str | None] | None, int]]
+) -> None:
+    out = _run(TABLE_TABLE.format(kind=kind), TABLE_CHANGES)
+    shown = [
+        (
+            o["key"],
+            (o["value"]["name"], o["value"]["theme"]) if o["value"] else None,
+            o["timestamp"],
+        )
+        for o in out
+    ]
+    assert shown == expected
+
+
+def test_a_foreign_key_table_table_join_is_refused_until_it_runs() -> None:
+    sql = TABLE_TABLE.format(kind="INNER").replace("u.user_id = p.user_id", "u.name = p.user_id")
+    plan = plan_statement(analyze(sql).persistent_queries[0])
+    assert isinstance(plan, Sink)
+    with pytest.raises(NotExecutable, match="foreign-key table-table join"):
+        split_stages(plan)
+
+
 def _join_spec(sql: str) -> JoinStageSpec:
     plan = plan_statement(analyze(sql).persistent_queries[0])
     assert isinstance(plan, Sink)
@@ -234,3 +310,19 @@ def test_the_changelog_names_each_store_and_every_ports_offset() -> None:
     # Cut short after the further port's offsets: nothing of that checkpoint is applied.
     cut = replay((r.key, r.value) for r in records[:-1])
     assert cut.offset is None and cut.port_offsets == {} and cut.store_writes == {}
+
+
+def test_a_restarted_table_table_join_remembers_both_sides() -> None:
+    spec = _join_spec(TABLE_TABLE.format(kind="INNER"))
+    settings = StageSettings(query_id="q", dead_letter_topic="dlq")
+    backend = MemoryStateBackend()
+    first = JoinStageExecutor(spec, settings, backend)
+    out = MemoryTopics()
+    first.process(_records("users", [("u1", {"name": "Ann"}, 10)]), out)
+    backend.commit(first.changes(), first.offsets())
+    second = JoinStageExecutor(spec, settings, backend)
+    assert second.state_entries() == 1
+    second.process(_records("prefs", [("u1", {"theme": "dark"}, 20)]), out)
+    (joined,) = out.records["user_prefs"]
+    assert json.loads(joined.value or b"") == {"user_id": "u1", "name": "Ann", "theme": "dark"}
+    assert joined.key == b"u1" and joined.timestamp_ms == 20
