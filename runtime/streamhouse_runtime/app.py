@@ -1,4 +1,5 @@
-"""`streamhouse run`: the process every query pod runs.
+"""`streamhouse run`: the process every query pod runs, the driver of its stage executors over
+Kafka (topic administration is `topics.py`, changelog restore `restore.py`).
 
 Partition ownership is static: pod `ordinal` of `replicas` owns every input partition p with
 p % replicas == ordinal, for the source and the internal topics alike. A StatefulSet ordinal
@@ -17,7 +18,6 @@ checkpointed input counts twice; outputs produced after it may repeat (at-least-
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import gc
 import hashlib
@@ -28,29 +28,22 @@ import sys
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from types import FrameType
-from typing import TypeVar
 
 from confluent_kafka import (
     OFFSET_BEGINNING,
     Consumer,
-    KafkaError,
     KafkaException,
     Message,
     Producer,
     TopicPartition,
 )
-from confluent_kafka.admin import (  # type: ignore[attr-defined]
-    AdminClient,
-    ConfigResource,
-    NewTopic,
-)
+from confluent_kafka.admin import AdminClient
 
 from streamhouse_runtime.config import RuntimeConfig
 from streamhouse_runtime.endpoints import HealthState, results_route, serve
-from streamhouse_runtime.exec.dedup import DEDUP_STORE
 from streamhouse_runtime.exec.join_stage import JoinStageExecutor
 from streamhouse_runtime.exec.pipeline import (
     ErrorPolicy,
@@ -65,35 +58,30 @@ from streamhouse_runtime.exec.topology import (
     internal_topic,
     plan_fingerprint,
     split_stages,
-    stage_ports,
 )
+from streamhouse_runtime.io.kafka_retry import retrying
 from streamhouse_runtime.io.kafka_sink import ProducerSink
-from streamhouse_runtime.io.limits import TopicLimits, limits_from_config
 from streamhouse_runtime.io.registry import SchemaRegistry
 from streamhouse_runtime.metrics import RuntimeMetrics
-from streamhouse_runtime.plan.nodes import Repartition, Sink, Source
+from streamhouse_runtime.plan.nodes import Repartition, Sink
 from streamhouse_runtime.plan.planner import plan_statement
 from streamhouse_runtime.plan.upgrade import state_fingerprint
 from streamhouse_runtime.program import load_single_query, load_udfs
+from streamhouse_runtime.restore import ChangelogRestore
 from streamhouse_runtime.sql.compatibility import parse_compatibility
 from streamhouse_runtime.sql.errors import SqlValidationError
 from streamhouse_runtime.state.backend import RocksdbStateBackend
 from streamhouse_runtime.state.changelog import (
-    checkpoint_offset,
     checkpoint_records,
-    checkpoint_writer,
-    replay,
 )
+from streamhouse_runtime.topics import TopicAdmin, copartition_problem
 
 log = logging.getLogger(__name__)
-T = TypeVar("T")
 Executor = StageExecutor | JoinStageExecutor
 
 PURGE_INTERVAL_S = 30.0
 WRITER = "writer"  # metadata: id of the process that wrote the local checkpoint
 STATE_LAYOUT = "state-layout"  # metadata: plan.upgrade.state_fingerprint of the state's query
-RESTORE_TIMEOUT_S = 600.0
-PRODUCER_MAX_BYTES = 1_000_000  # librdkafka's default message.max.bytes
 PARTITIONER = "partitioner"  # metadata: the producer partitioner the state's outputs use
 JAVA_PARTITIONER = "murmur2_random"
 LEGACY_PARTITIONER = "consistent_random"  # librdkafka's default, used before murmur2
@@ -142,9 +130,11 @@ class QueryRuntime:
             udfs=load_udfs(self.program, config.udf_path),
         )
         self.admin = AdminClient(self.kafka)
-        self.partitions = self._prepare_topics()
-        settings.output_limits = self._topic_limits(self.plan.topic)
-        settings.dead_letter_limits = self._topic_limits(self.dead_letter_topic)
+        topics = TopicAdmin(self.admin, self.state_id, config.producer_config)
+        table_sink = bool(self.statement.sink and self.statement.sink.kind.value == "TABLE")
+        self.partitions = topics.prepare(self.stages, plan, table_sink, self.dead_letter_topic)
+        settings.output_limits = topics.limits(self.plan.topic)
+        settings.dead_letter_limits = topics.limits(self.dead_letter_topic)
         self.internal_topics = {
             internal_topic(self.state_id, spec.output.topic_suffix)
             for spec in self.stages
@@ -178,118 +168,6 @@ class QueryRuntime:
 
     # -- set-up ----------------------------------------------------------------------------
 
-    def _prepare_topics(self) -> dict[str, int]:
-        """Partition counts of every input; creates missing output and internal topics.
-
-        Internal topics get the partition count of the query's first source topic, except a
-        repartition topic that a join reads next to a source topic: it gets that topic's
-        count (the two sides of a join must be co-partitioned)."""
-        admin = self.admin
-        metadata = admin.list_topics(timeout=30)
-        sources = [
-            port.reads.topic
-            for spec in self.stages
-            for port in stage_ports(spec)
-            if isinstance(port.reads, Source)
-        ]
-        counts: dict[str, int] = {}
-        for topic in sources:
-            if topic not in metadata.topics or metadata.topics[topic].error:
-                raise SystemExit(f"source topic {topic!r} does not exist")
-            counts[topic] = len(metadata.topics[topic].partitions)
-        partitions = counts[sources[0]]
-        wanted: dict[str, tuple[int, dict[str, str]]] = {}
-        joined_with: dict[str, int] = {}
-        for spec in self.stages:
-            direct = [p.reads.topic for p in stage_ports(spec) if isinstance(p.reads, Source)]
-            for port in stage_ports(spec):
-                if isinstance(port.reads, Repartition) and direct and len(stage_ports(spec)) > 1:
-                    joined_with[port.reads.topic_suffix] = counts[direct[0]]
-        for spec in self.stages:
-            if isinstance(spec.output, Repartition):
-                name = internal_topic(self.state_id, spec.output.topic_suffix)
-                # Records keep their event time as timestamp, which may be old: only our own
-                # purge after each checkpoint may delete them, never time retention.
-                count = joined_with.get(spec.output.topic_suffix, partitions)
-                wanted[name] = (count, {"retention.ms": "-1"})
-        for spec in self.stages:
-            if spec.stateful is not None or not spec.is_source_stage:
-                changelog = internal_topic(self.state_id, f"stage-{spec.index}-changelog")
-                first = stage_ports(spec)[0].reads
-                count = (
-                    counts[first.topic]
-                    if isinstance(first, Source)
-                    else wanted[internal_topic(self.state_id, first.topic_suffix)][0]
-                )
-                wanted[changelog] = (count, {"cleanup.policy": "compact"})
-        output_partitions = self.plan.partitions or partitions
-        compacted = (
-            {"cleanup.policy": "compact"}
-            if self.statement.sink and (self.statement.sink.kind.value == "TABLE")
-            else {}
-        )
-        wanted[self.plan.topic] = (output_partitions, compacted)
-        wanted[self.dead_letter_topic] = (1, {})
-        missing = [
-            NewTopic(name, num_partitions=count, replication_factor=-1, config=config)
-            for name, (count, config) in wanted.items()
-            if name not in metadata.topics
-        ]
-        if missing:
-            for name, future in admin.create_topics(missing, operation_timeout=30).items():
-                try:
-                    future.result(timeout=30)
-                    log.info("created topic %s", name)
-                except KafkaException as error:
-                    if "TOPIC_ALREADY_EXISTS" not in str(error):
-                        raise
-        for name, (count, _) in wanted.items():
-            existing = metadata.topics.get(name)
-            counts[name] = len(existing.partitions) if existing and not existing.error else count
-        return counts
-
-    def _copartition_problem(self) -> str:
-        """Why the inputs of a join cannot meet, from the partition counts on the broker
-        (the declared counts are checked at validation; these are only known here)."""
-        for spec in self.stages:
-            if not isinstance(spec, JoinStageSpec):
-                continue
-            topics = [
-                p.reads.topic
-                if isinstance(p.reads, Source)
-                else internal_topic(self.state_id, p.reads.topic_suffix)
-                for p in spec.ports
-            ]
-            found = [self.partitions[t] for t in topics]
-            if len(set(found)) > 1:
-                listed = " and ".join(
-                    f"{t} ({n} partitions)" for t, n in zip(topics, found, strict=True)
-                )
-                most = max(found)
-                return (
-                    f"a join reads {listed}, but its inputs must be co-partitioned (the same "
-                    "partition count); give the topics the same number of partitions, or re-key "
-                    f"one side into a topic with {most} partitions first (CREATE STREAM ... WITH "
-                    f"(partitions={most}) AS SELECT * FROM ... PARTITION BY <join key>)"
-                )
-        return ""
-
-    def _topic_limits(self, topic: str) -> TopicLimits:
-        """What `topic` accepts (size, keys, timestamps), read once at start; the producer's
-        own `message.max.bytes` caps the size too."""
-        resource = ConfigResource(ConfigResource.Type.TOPIC, topic)
-        try:
-            described = self.admin.describe_configs([resource])[resource].result(timeout=30)
-        except KafkaException as error:
-            log.warning("could not read the configuration of %s (%s)", topic, error)
-            described = {}
-        limits = limits_from_config({name: entry.value for name, entry in described.items()})
-        producer_max = int(self.config.producer_config.get("message.max.bytes", PRODUCER_MAX_BYTES))
-        if producer_max < limits.max_message_bytes:
-            limits = dataclasses.replace(limits, max_message_bytes=producer_max)
-        log.info("output limits of %s: %s", topic, limits)
-        return limits
-
     def _owned(self, topic: str) -> list[int]:
         return [p for p in range(self.partitions[topic]) if p % self.replicas == self.ordinal]
 
@@ -302,9 +180,13 @@ class QueryRuntime:
         with the partition since this one last had it (a scale-out and back). The group's
         offsets also start a stateful stage whose state identity is new (an upgrade that
         starts with empty state where the query left off). Anything else: the earliest."""
+        restore = ChangelogRestore(
+            self.kafka, self.query_id, self.backend, self.changelogs, self._owned,
+            self.previous_writer,
+        )  # fmt: skip
         for executor in self.stage_executors:
             if executor.is_stateful:
-                self._restore(executor)
+                restore.restore(executor, self.positions)
         asked = [
             TopicPartition(topic, partition)
             for topic, executor in self.executors.items()
@@ -312,7 +194,7 @@ class QueryRuntime:
             if not executor.is_stateful or (topic, partition) not in self.positions
         ]
         if asked:
-            committed_offsets = _retrying(
+            committed_offsets = retrying(
                 lambda: consumer.committed(asked, timeout=10), "committed offsets"
             )
             for committed in committed_offsets:
@@ -349,7 +231,7 @@ class QueryRuntime:
         """Where a join port's partition starts, and where it ends now: a table port is read
         to that end offset before any stream record of its partition is joined (later
         updates are taken in event-time order)."""
-        low, high = _retrying(
+        low, high = retrying(
             lambda: consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=10),
             f"{topic} offsets",
         )
@@ -371,102 +253,6 @@ class QueryRuntime:
         if high < 0 or next_offset is None:
             return None
         return next_offset >= high
-
-    def _restore(self, executor: Executor) -> None:
-        """Rebuild from the stage's changelog the partitions this pod owns but has no current
-        local state for: an empty volume, partitions new to this pod, or stale ones.
-
-        Local state is current when the changelog ends with this pod's last checkpoint of the
-        partition: an offsets record with the local offset, written by the process that wrote
-        the local checkpoint. Otherwise another pod went on
-        with the partition (a scale-out and back), or a checkpoint was cut short after its
-        changelog records: resuming from the local copy would re-read input another pod may
-        already have purged from an internal topic, so the changelog's state wins."""
-        topic = executor.input_topic
-        changelog = self.changelogs[executor.store]
-        reader = Consumer(
-            {**self.kafka, "group.id": f"streamhouse-{self.query_id}-restore",
-             "enable.auto.commit": False, "enable.partition.eof": True}
-        )  # fmt: skip
-        try:
-            ends = {}
-            for partition in self._owned(topic):
-                slot = TopicPartition(changelog, partition)
-                ends[partition] = _retrying(
-                    lambda slot=slot: reader.get_watermark_offsets(slot, timeout=10),  # type: ignore[misc]
-                    f"{changelog} offsets",
-                )
-                low, high = ends[partition]
-                local = self.positions.get((topic, partition))
-                if local is None or high <= low:
-                    continue
-                last = _last_record(reader, changelog, partition, high)
-                if (
-                    last is None
-                    or checkpoint_offset(*last) != local
-                    or checkpoint_writer(*last) != self.previous_writer
-                ):
-                    log.info(
-                        "local state of %s partition %d is stale (the changelog does not end "
-                        "with this pod's checkpoint at offset %d): restoring",
-                        executor.store, partition, local,
-                    )  # fmt: skip
-                    self._drop_partition(executor, partition)
-            wanted = [p for p in self._owned(topic) if (topic, p) not in self.positions]
-            for partition in wanted:
-                low, high = ends[partition]
-                if high <= low:
-                    continue
-                reader.assign([TopicPartition(changelog, partition, low)])
-                records: list[tuple[bytes, bytes | None]] = []
-                position = low
-                deadline = time.monotonic() + RESTORE_TIMEOUT_S
-                # Compaction leaves gaps in offsets: the end-of-partition event ends the read.
-                while position < high and time.monotonic() < deadline:
-                    for message in reader.consume(10_000, 1.0):
-                        error = message.error()
-                        if error is not None:
-                            if error.code() == KafkaError._PARTITION_EOF:
-                                position = high
-                            continue
-                        key = message.key()
-                        if key is not None:
-                            records.append((key, message.value()))
-                        position = (message.offset() or 0) + 1
-                if position < high:
-                    raise RuntimeError(f"restoring {changelog}[{partition}] timed out")
-                restored = replay(records)
-                if restored.offset is None:
-                    continue
-                offsets = {(topic, partition): restored.offset}
-                for port, other in enumerate(executor.input_topics[1:], start=1):
-                    offsets[(other, partition)] = restored.port_offsets.get(port, 0)
-                self.backend.commit(
-                    {
-                        **executor.restore_writes(restored.store_writes),
-                        DEDUP_STORE: restored.dedup_writes,
-                    },
-                    offsets,
-                )
-                self.positions.update(offsets)
-                log.info(
-                    "restored %s partition %d from %s (%d records) at offset %d",
-                    executor.store, partition, changelog, len(records), restored.offset,
-                )  # fmt: skip
-        finally:
-            reader.close()
-        executor.restored()
-
-    def _drop_partition(self, executor: Executor, partition: int) -> None:
-        """Delete one partition's local state, de-duplication entries and stored offsets."""
-        dedup = {key: None for key in executor.dedup_keys(partition)}
-        slots = [(topic, partition) for topic in executor.input_topics]
-        self.backend.commit(
-            {**executor.drop_writes(partition), DEDUP_STORE: dedup},
-            dict.fromkeys(slots),
-        )
-        for slot in slots:
-            self.positions.pop(slot, None)
 
     def _clients(self) -> tuple[Consumer, Producer]:
         consumer = Consumer(
@@ -534,7 +320,7 @@ class QueryRuntime:
         signal.signal(signal.SIGINT, self._stop)
         try:
             self._check_state_layout()
-            problem = self._copartition_problem()
+            problem = copartition_problem(self.stages, self.partitions, self.state_id)
             if problem:
                 raise QueryFailed(problem)
             self.consumer, self.producer = self._clients()
@@ -825,32 +611,6 @@ def _tune_gc() -> None:
     gc.set_threshold(GC_YOUNG_THRESHOLD, older, oldest)
 
 
-# Answers a broker gives while a new topic's leaders are elected or a coordinator loads.
-_SETTLING = {
-    KafkaError.NOT_LEADER_FOR_PARTITION,
-    KafkaError.LEADER_NOT_AVAILABLE,
-    KafkaError.NOT_COORDINATOR,
-    KafkaError.COORDINATOR_LOAD_IN_PROGRESS,
-    KafkaError.UNKNOWN_TOPIC_OR_PART,
-}
-
-
-def _retrying(call: Callable[[], T], what: str, limit_s: float = 60) -> T:
-    """Retry a metadata call while the broker answers with a retriable error, as it does
-    right after a topic was created or while a group coordinator loads."""
-    deadline = time.monotonic() + limit_s
-    while True:
-        try:
-            return call()
-        except KafkaException as error:
-            kafka_error = error.args[0]
-            transient = kafka_error.retriable() or kafka_error.code() in _SETTLING
-            if time.monotonic() > deadline or not transient:
-                raise
-            log.debug("%s: %s; retrying", what, error)
-            time.sleep(0.5)
-
-
 def _state_dir(data_dir: Path, state_id: str, reset: bool) -> Path:
     """The RocksDB folder of this state identity. Folders of other identities (the state
     before an upgrade that started afresh) are deleted: a pod runs one identity at a time."""
@@ -861,28 +621,6 @@ def _state_dir(data_dir: Path, state_id: str, reset: bool) -> Path:
                 log.info("deleting the state folder %s", folder)
                 shutil.rmtree(folder)
     return state_dir
-
-
-def _last_record(
-    reader: Consumer, topic: str, partition: int, high: int
-) -> tuple[bytes, bytes | None] | None:
-    """The (key, value) of the record before `high` (None when compaction or a transaction
-    marker left no record there)."""
-    reader.assign([TopicPartition(topic, partition, high - 1)])
-    deadline = time.monotonic() + 30
-    try:
-        while time.monotonic() < deadline:
-            for message in reader.consume(1, 1.0):
-                error = message.error()
-                if error is not None:
-                    if error.code() == KafkaError._PARTITION_EOF:
-                        return None
-                    continue
-                key = message.key()
-                return (key, message.value()) if key is not None else None
-        raise RuntimeError(f"reading the end of {topic}[{partition}] timed out")
-    finally:
-        reader.unassign()
 
 
 def run(config: RuntimeConfig) -> int:
