@@ -35,7 +35,11 @@ from streamhouse_runtime.sql.catalog import (
     Source,
     SourceKind,
 )
-from streamhouse_runtime.sql.compatibility import Compatibility, upper_case_unquoted
+from streamhouse_runtime.sql.compatibility import (
+    Compatibility,
+    ksqldb_function_rules,
+    upper_case_unquoted,
+)
 from streamhouse_runtime.sql.ddl import (
     UnsupportedType,
     check_topic,
@@ -153,6 +157,7 @@ def analyze(
         raise SqlValidationError([SqlError(ErrorCode.SYNTAX, message, 1, 1)]) from None
     if compatibility is Compatibility.KSQLDB:
         upper_case_unquoted(statements)
+        ksqldb_function_rules(statements)
         shared = _shared_under(shared, compatibility)
     analyzer = _ProgramAnalyzer(text, shared, compatibility)
     # Long operator chains (a + a + ... or NOT NOT ...) nest without parentheses.
@@ -719,7 +724,9 @@ class _QueryAnalyzer:
     ) -> WindowSpec:
         def ms(arg: str) -> int | None:
             value = node.args.get(arg)
-            return interval_ms(value, self.fail) if value is not None else None
+            if value is None:
+                return None
+            return interval_ms(value, self.fail, allow_zero=arg == "grace")
 
         size, slide, gap = ms("size"), ms("slide"), ms("gap")
         if isinstance(node, nodes.KsqlWindow):
@@ -832,7 +839,7 @@ class _QueryAnalyzer:
                     before = interval_ms(within.args["before"], self.fail)
                     after = interval_ms(within.args["after"], self.fail)
                 if within.args.get("grace") is not None:
-                    grace = interval_ms(within.args["grace"], self.fail)
+                    grace = interval_ms(within.args["grace"], self.fail, allow_zero=True)
             else:
                 if within is not None:
                     self.fail(

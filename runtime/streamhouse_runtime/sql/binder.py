@@ -65,8 +65,9 @@ AGGREGATE_NAMES = set(fn.AGGREGATES) | {
 REGEX_FUNCTIONS = frozenset({"REGEXP_EXTRACT", "REGEXP_REPLACE"})
 
 
-def interval_ms(node: exp.Expr, fail: Fail) -> int:
-    """Milliseconds of `INTERVAL '5' MINUTE` (and ksqlDB durations, normalized to that shape)."""
+def interval_ms(node: exp.Expr, fail: Fail, allow_zero: bool = False) -> int:
+    """Milliseconds of `INTERVAL '5' MINUTE` (and ksqlDB durations, normalized to that shape);
+    `allow_zero` for a grace period, which may be 0 (late records are then dropped at once)."""
     if not isinstance(node, exp.Interval):
         fail(ErrorCode.TYPE_MISMATCH, "expected an interval such as INTERVAL '5' MINUTE", node)
     amount_node = node.this
@@ -92,7 +93,7 @@ def interval_ms(node: exp.Expr, fail: Fail) -> int:
             ErrorCode.INVALID_LITERAL, f"interval amount '{amount_text[:40]}' is out of range", node
         )
     milliseconds = int(amount * UNIT_MS[unit])
-    if milliseconds <= 0:
+    if milliseconds < 0 or (milliseconds == 0 and not allow_zero):
         fail(ErrorCode.INVALID_LITERAL, "intervals must be positive", node)
     return milliseconds
 

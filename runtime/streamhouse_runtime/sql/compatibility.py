@@ -36,3 +36,33 @@ def upper_case_unquoted(statements: list[exp.Expr]) -> None:
         for identifier in statement.find_all(exp.Identifier):
             if not identifier.args.get("quoted") and isinstance(identifier.this, str):
                 identifier.set("this", identifier.this.upper())
+
+
+def ksqldb_function_rules(statements: list[exp.Expr]) -> None:
+    """ksqlDB's function conventions where they differ from StreamHouse's (Flink's), written
+    as the equivalent default-mode expressions before analysis:
+
+    - `REGEXP_EXTRACT(pattern, string [, group])` takes the pattern first;
+    - `GREATEST` and `LEAST` ignore NULL arguments (NULL only when all are): each argument
+      becomes `COALESCE(it, the others...)`;
+    - `ARRAY_CONTAINS` of a NULL array (or a NULL value) is FALSE, never NULL."""
+    for statement in statements:
+        for extract in list(statement.find_all(exp.RegexpExtract)):
+            pattern, string = extract.this, extract.expression
+            extract.set("this", string)
+            extract.set("expression", pattern)
+        for extreme in list(statement.find_all(exp.Greatest, exp.Least)):
+            arguments = [extreme.this, *extreme.expressions]
+            if len(arguments) < 2:
+                continue
+            coalesced = [
+                exp.Coalesce(
+                    this=argument.copy(),
+                    expressions=[a.copy() for a in arguments if a is not argument],
+                )
+                for argument in arguments
+            ]
+            extreme.set("this", coalesced[0])
+            extreme.set("expressions", coalesced[1:])
+        for contains in list(statement.find_all(exp.ArrayContains)):
+            contains.replace(exp.Coalesce(this=contains.copy(), expressions=[exp.false()]))

@@ -591,3 +591,45 @@ def test_a_windowed_output_registered_in_the_catalog_keeps_its_windowed_keys() -
     assert "window_type = 'HOPPING'" in text
     (declared,) = analyze(text).catalog.sources.values()
     assert (declared.window_type, declared.window_size_ms) == ("HOPPING", 60_000)
+
+
+# --- function conventions ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("expression", "ksqldb", "default"),
+    [
+        ("GREATEST(v, CAST(NULL AS BIGINT), 3)", 5, None),
+        ("LEAST(v, CAST(NULL AS BIGINT), 3)", 3, None),
+        ("GREATEST(CAST(NULL AS BIGINT), CAST(NULL AS BIGINT))", None, None),
+        ("ARRAY_CONTAINS(CAST(NULL AS ARRAY<INT>), 1)", False, None),
+        ("ARRAY_CONTAINS(ARRAY[1, 2], 2)", True, True),
+    ],
+)
+def test_greatest_least_and_array_contains_follow_ksqldb_on_nulls(
+    expression: str, ksqldb: object, default: object
+) -> None:
+    sql = DDL + f"CREATE STREAM out AS SELECT k, {expression} AS x FROM s;"
+    for mode, wanted in ((KSQLDB, ksqldb), (Compatibility.DEFAULT, default)):
+        (output,) = _run(sql, [_row("a", 1, v=5)], mode)
+        assert output["value"]["X" if mode is KSQLDB else "x"] == wanted, mode
+
+
+def test_regexp_extract_takes_the_pattern_first_under_ksqldb() -> None:
+    rows = [{"topic": "s", "key": "a", "value": {"k2": "joe@example.com"}, "timestamp": 1}]
+    ddl = "CREATE STREAM s (k VARCHAR KEY, k2 VARCHAR) WITH (kafka_topic='s', value_format='JSON');"
+    ksqldb = ddl + "CREATE STREAM out AS SELECT k, REGEXP_EXTRACT('@(.*)', k2, 1) AS d FROM s;"
+    default = ddl + "CREATE STREAM out AS SELECT k, REGEXP_EXTRACT(k2, '@(.*)', 1) AS d FROM s;"
+    assert _run(ksqldb, rows)[0]["value"] == {"D": "example.com"}
+    assert _run(default, rows, Compatibility.DEFAULT)[0]["value"]["d"] == "example.com"
+
+
+@pytest.mark.parametrize("mode", list(Compatibility))
+def test_a_grace_period_may_be_zero(mode: Compatibility) -> None:
+    sql = DDL + (
+        "CREATE TABLE out AS SELECT k, COUNT(*) AS n FROM s "
+        "WINDOW TUMBLING (SIZE 10 SECONDS, GRACE PERIOD 0 SECONDS) GROUP BY k;"
+    )
+    assert analyze(sql, compatibility=mode).persistent_queries
+    with pytest.raises(Exception, match="intervals must be positive"):
+        analyze(sql.replace("SIZE 10 SECONDS", "SIZE 0 SECONDS"), compatibility=mode)
