@@ -117,6 +117,11 @@ _PLAIN_HELPERS: dict[str, tuple[Callable[..., object], bool]] = {
     "JSON_KEYS": (fx.json_keys, True),
     "JSON_CONCAT": (fx.json_concat, True),
     "EXTRACTJSONFIELD": (fx.extract_json_field, True),
+    "JSON_RECORDS": (fx.json_records, True),
+    "GENERATE_SERIES": (fx.generate_series, False),
+    "REGEXP_EXTRACT_ALL": (fx.regexp_extract_all, False),
+    "REGEXP_SPLIT_TO_ARRAY": (fx.regexp_split_to_array, False),
+    "CONVERT_TZ": (fx.convert_tz, False),
 }
 # Library functions whose first `count` arguments are NULL-checked inline; the later ones may
 # be NULL (MASK_LEFT's replacement characters: a NULL one leaves those characters unmasked).
@@ -129,6 +134,7 @@ _LEADING_GUARD_HELPERS: dict[str, tuple[Callable[..., object], int, bool]] = {
     "MASK_KEEP_RIGHT": (fx.mask_keep_right, 2, False),
     "ARRAY_REMOVE": (fx.array_remove, 1, False),
     "SLICE": (fx.slice_of, 1, True),
+    "MAP_UNION": (fx.map_union, 0, True),  # NULL only when both maps are
 }
 # Methods and operators Python runs natively on non-NULL arguments.
 _INLINE: dict[str, str] = {

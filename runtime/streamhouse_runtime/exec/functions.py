@@ -22,7 +22,7 @@ import random as _random
 import re
 import uuid as _uuid
 from collections.abc import Callable, Iterable, Sequence
-from datetime import UTC, date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import (
     ROUND_CEILING,
     ROUND_DOWN,
@@ -489,6 +489,21 @@ def regexp_extract(value: str, pattern: str, group: int = 0) -> str | None:
     return regexp_extract_compiled(regex(pattern), value, group)
 
 
+def regexp_extract_all(value: str, pattern: str, group: int = 0) -> list[str | None]:
+    """REGEXP_EXTRACT_ALL: every match of `pattern` in `value` (or of its `group`), in order;
+    an empty array when nothing matches."""
+    compiled = regex(pattern)
+    if not 0 <= group <= compiled.groups:
+        return []
+    return [match.group(group) for match in compiled.finditer(value)]
+
+
+def regexp_split_to_array(value: str, pattern: str) -> list[str]:
+    """REGEXP_SPLIT_TO_ARRAY(s, pattern): the parts of `s` between matches (empty parts kept)."""
+    parts: list[str] = regex(pattern).split(value)
+    return parts
+
+
 @lru_cache(maxsize=256)
 def java_replacement(replacement: str) -> str:
     """Java's replacement syntax ($1, ${name}, \\$) as a Python `re.sub` template."""
@@ -756,6 +771,14 @@ def timestamp_to_string(ms: int, pattern: str, tz: str | None = None) -> str:
     return timestamp_formatter(pattern)(ms, UTC if tz is None else zone(tz))
 
 
+def convert_tz(ms: int, from_zone: str, to_zone: str) -> int:
+    """CONVERT_TZ(ts, from, to): the wall-clock time `ts` shows in zone `from`, as it reads in
+    zone `to` (epoch ms of that local time, as ksqlDB's timestamps carry no zone)."""
+    instant = datetime.fromtimestamp(ms / 1000, UTC).replace(tzinfo=zone(from_zone))
+    local = instant.astimezone(zone(to_zone)).replace(tzinfo=UTC)
+    return round(local.timestamp() * 1000)
+
+
 def string_to_timestamp(text: str, pattern: str, tz: str | None = None) -> int:
     """STRINGTOTIMESTAMP(text, pattern[, zone]): parse with a Java pattern into epoch ms."""
     return timestamp_parser(pattern)(text, UTC if tz is None else zone(tz))
@@ -876,6 +899,29 @@ def slice_of(array: Sequence[object], start: int | None, end: int | None) -> lis
     return list(array[first:last])
 
 
+def map_union(
+    first: dict[object, object] | None, second: dict[object, object] | None
+) -> dict[object, object] | None:
+    """MAP_UNION(a, b): the entries of both, b's value winning for a key in both; a NULL map
+    counts as empty, and the result is NULL only when both are."""
+    if first is None and second is None:
+        return None
+    return {**(first or {}), **(second or {})}
+
+
+def generate_series(start: int, end: int, step: int | None = None) -> list[int]:
+    """GENERATE_SERIES(start, end [, step]): start to end inclusive; the step defaults to 1
+    (-1 when end < start). A zero step, or one that moves away from end, is an error."""
+    if step is None:
+        step = 1 if end >= start else -1
+    if step == 0 or (end - start) * step < 0:
+        raise ValueError(f"GENERATE_SERIES: step {step} cannot go from {start} to {end}")
+    count = (end - start) // step + 1
+    if count > 1_000_000:
+        raise ValueError(f"GENERATE_SERIES: {count} elements is more than 1000000")
+    return list(range(start, end + (1 if step > 0 else -1), step))
+
+
 def map_keys(value: dict[object, object]) -> list[object]:
     return list(value)
 
@@ -974,6 +1020,18 @@ def json_keys(text: str) -> list[str] | None:
     """JSON_KEYS: the top-level keys of a JSON object; NULL when it is not one."""
     parsed = _parse_json(text, "JSON_KEYS")
     return list(parsed) if isinstance(parsed, dict) else None
+
+
+def json_records(text: str) -> dict[str, str] | None:
+    """JSON_RECORDS: each top-level key of a JSON object mapped to its value as JSON text;
+    NULL when the input is not an object (or not valid JSON)."""
+    try:
+        parsed = _loads(text)
+    except ValueError:
+        return None
+    if not isinstance(parsed, dict):
+        return None
+    return {str(k): _compact(v) for k, v in parsed.items()}
 
 
 def json_concat(*texts: str) -> str | None:

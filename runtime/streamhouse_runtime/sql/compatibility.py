@@ -42,7 +42,8 @@ def ksqldb_function_rules(statements: list[exp.Expr]) -> None:
     """ksqlDB's function conventions where they differ from StreamHouse's (Flink's), written
     as the equivalent default-mode expressions before analysis:
 
-    - `REGEXP_EXTRACT(pattern, string [, group])` takes the pattern first;
+    - `REGEXP_EXTRACT(pattern, string [, group])` and `REGEXP_EXTRACT_ALL` take the pattern
+      first;
     - `GREATEST` and `LEAST` ignore NULL arguments (NULL only when all are): each argument
       becomes `COALESCE(it, the others...)`;
     - `ARRAY_CONTAINS` of a NULL array (or a NULL value) is FALSE, never NULL."""
@@ -51,6 +52,10 @@ def ksqldb_function_rules(statements: list[exp.Expr]) -> None:
             pattern, string = extract.this, extract.expression
             extract.set("this", string)
             extract.set("expression", pattern)
+        for call in list(statement.find_all(exp.Anonymous)):
+            arguments = call.expressions
+            if call.name.upper() == "REGEXP_EXTRACT_ALL" and len(arguments) >= 2:
+                call.set("expressions", [arguments[1], arguments[0], *arguments[2:]])
         for extreme in list(statement.find_all(exp.Greatest, exp.Least)):
             arguments = [extreme.this, *extreme.expressions]
             if len(arguments) < 2:

@@ -160,6 +160,22 @@ def _same_array(args: Sequence[SqlType]) -> SqlType:
     return arrays[0] if arrays else t.array(t.NULL)
 
 
+def _two_maps(args: Sequence[SqlType]) -> str | None:
+    problem = _each(MAP, MAP)(args)
+    if problem is None and not any(a.is_null for a in args) and args[0] != args[1]:
+        return f"argument 2 has type {args[1]}, not {args[0]} like argument 1"
+    return problem
+
+
+def _same_map(args: Sequence[SqlType]) -> SqlType:
+    maps = [a for a in args if not a.is_null]
+    return maps[0] if maps else t.map_of(t.VARCHAR, t.NULL)
+
+
+def _series_result(args: Sequence[SqlType]) -> SqlType:
+    return t.array(t.BIGINT if any(a.kind is TypeKind.BIGINT for a in args) else t.INTEGER)
+
+
 def _array_and_element(args: Sequence[SqlType]) -> str | None:
     problem = _each(ARRAY)(args[:1])
     if problem is None and not args[0].is_null and not args[1].is_null:
@@ -233,6 +249,10 @@ SCALARS: dict[str, Signature] = {
         Signature("SPLIT_TO_MAP", 3, 3, _all(*STRING), _fixed(t.map_of(t.VARCHAR, t.VARCHAR))),
         Signature("REGEXP_EXTRACT", 2, 3, _each(STRING, STRING, INTEGRAL), _fixed(t.VARCHAR)),
         Signature("REGEXP_REPLACE", 3, 3, _all(*STRING), _fixed(t.VARCHAR)),
+        Signature(
+            "REGEXP_EXTRACT_ALL", 2, 3, _each(STRING, STRING, INTEGRAL), _fixed(t.array(t.VARCHAR))
+        ),
+        Signature("REGEXP_SPLIT_TO_ARRAY", 2, 2, _all(*STRING), _fixed(t.array(t.VARCHAR))),
         # math
         Signature("ABS", 1, 1, _all(*NUMBER), _first),
         Signature("CEIL", 1, 2, _each(NUMBER, INTEGRAL), _ceil_floor_result),
@@ -264,6 +284,13 @@ SCALARS: dict[str, Signature] = {
         ),
         Signature("STRINGTOTIMESTAMP", 2, 3, _all(*STRING), _fixed(t.TIMESTAMP)),
         Signature("DATE_FORMAT", 2, 2, _each((_is_time, "a timestamp"), STRING), _fixed(t.VARCHAR)),
+        Signature(
+            "CONVERT_TZ",
+            3,
+            3,
+            _each((_is_time, "a timestamp"), STRING, STRING),
+            _fixed(t.TIMESTAMP),
+        ),
         # collections
         Signature(
             "CARDINALITY", 1, 1, _each((_is_collection, "an array or map")), _fixed(t.INTEGER)
@@ -290,6 +317,9 @@ SCALARS: dict[str, Signature] = {
         Signature("TO_JSON_STRING", 1, 1, _any, _varchar),
         Signature("EXTRACTJSONFIELD", 2, 2, _all(*STRING), _varchar),
         Signature("MAP_VALUES", 1, 1, _each(MAP), lambda a: t.array(a[0].element or t.NULL)),
+        Signature("MAP_UNION", 2, 2, _two_maps, _same_map),
+        Signature("GENERATE_SERIES", 2, 3, _each(INTEGRAL, INTEGRAL, INTEGRAL), _series_result),
+        Signature("JSON_RECORDS", 1, 1, _all(*STRING), _fixed(t.map_of(t.VARCHAR, t.VARCHAR))),
         # constructors (ARRAY[...], MAP(k := v), STRUCT(f := v) are bound in constructors.py)
         Signature("AS_MAP", 2, 2, _as_map_check, _as_map_result),
         Signature("AS_VALUE", 1, 1, _any, _first),
@@ -314,6 +344,8 @@ ALIASES = {
     "STDDEV_SAMPLE": "STDDEV_SAMP",  # ksqlDB 0.25's name for the standard deviation
     "VAR_SAMP": "VARIANCE",
     "CORR": "CORRELATION",
+    "PARSE_TIMESTAMP": "STRINGTOTIMESTAMP",  # ksqlDB's names for the TIMESTAMP type's functions
+    "FORMAT_TIMESTAMP": "TIMESTAMPTOSTRING",
 }
 
 

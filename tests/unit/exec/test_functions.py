@@ -179,3 +179,31 @@ def test_element_at_and_collections() -> None:
     assert fx.concat_ws(None, "a") is None
     assert fx.greatest(1, 3, 2) == 3
     assert fx.least("b", "a") == "a"
+
+
+def test_ksqldb_collection_json_regex_and_zone_functions() -> None:
+    assert fx.map_union({"a": 1, "b": 2}, {"b": 20}) == {"a": 1, "b": 20}
+    assert fx.map_union(None, {"b": 2}) == {"b": 2}
+    assert fx.map_union({"a": 1}, None) == {"a": 1}
+    assert fx.map_union(None, None) is None
+    assert fx.generate_series(1, 3) == [1, 2, 3]
+    assert fx.generate_series(3, 1) == [3, 2, 1]
+    assert fx.generate_series(0, 10, 5) == [0, 5, 10]
+    assert fx.generate_series(0, 9, 5) == [0, 5]
+    assert fx.generate_series(2, 2) == [2]
+    for start, end, step in ((1, 3, 0), (1, 3, -1), (3, 1, 1)):
+        with pytest.raises(ValueError, match="GENERATE_SERIES"):
+            fx.generate_series(start, end, step)
+    assert fx.json_records('{"a": 1, "b": {"c": [true]}}') == {"a": "1", "b": '{"c":[true]}'}
+    assert fx.json_records("[1]") is None
+    assert fx.json_records("not json") is None
+    assert fx.regexp_extract_all("a1b22", "[0-9]+") == ["1", "22"]
+    assert fx.regexp_extract_all("k=1 j=2", "(\\w)=(\\d)", 2) == ["1", "2"]
+    assert fx.regexp_extract_all("abc", "[0-9]") == []
+    assert fx.regexp_extract_all("abc", "(b)", 5) == []
+    assert fx.regexp_split_to_array("a1b22c", "[0-9]+") == ["a", "b", "c"]
+    assert fx.regexp_split_to_array("1a1", "1") == ["", "a", ""]
+    noon = 1600000000000  # 2020-09-13 12:26:40 UTC
+    assert fx.convert_tz(noon, "UTC", "Asia/Kolkata") == noon + 5 * 3600000 + 30 * 60000
+    assert fx.convert_tz(noon, "America/Los_Angeles", "UTC") == noon + 7 * 3600000
+    assert fx.convert_tz(noon + 7, "UTC", "UTC") == noon + 7
