@@ -538,7 +538,9 @@ class _QueryAnalyzer:
         self.fail = program.fail
         self.catalog = program.catalog
         self.node = node
-        self.binder = Binder(self.catalog, program.fail)
+        self.binder = Binder(
+            self.catalog, program.fail, program.compatibility is Compatibility.KSQLDB
+        )
         self.relations: list[Relation] = []
         self.query: AnalyzedQuery
 
@@ -700,7 +702,9 @@ class _QueryAnalyzer:
             )
         alias = item.alias or source.name
         fields = [RelationField(c.name, c.name, c.type) for c in source.columns]
-        fields.append(RelationField(ROWTIME, ROWTIME, t.TIMESTAMP))
+        # ROWTIME is epoch milliseconds either way; ksqlDB types it BIGINT (`ROWTIME > 100`).
+        ksqldb = self.program.compatibility is Compatibility.KSQLDB
+        fields.append(RelationField(ROWTIME, ROWTIME, t.BIGINT if ksqldb else t.TIMESTAMP))
         if source.window_type is not None:
             # A windowed source's bounds come from its keys (ksqlDB: BIGINT epoch ms).
             taken = {c.name.upper() for c in source.columns}

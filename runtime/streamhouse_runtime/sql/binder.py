@@ -197,9 +197,10 @@ def castable(source: SqlType, target: SqlType) -> bool:
 
 
 class Binder:
-    def __init__(self, catalog: Catalog, fail: Fail) -> None:
+    def __init__(self, catalog: Catalog, fail: Fail, ksqldb: bool = False) -> None:
         self.catalog = catalog
         self.fail = fail
+        self.ksqldb = ksqldb  # ksqlDB's operator rules (`+` also joins two strings)
         # The innermost `bind`'s intercept, for lambda bodies (bound outside `visit`), and the
         # parameters of the lambdas being bound, innermost last.
         self._intercept: Intercept | None = None
@@ -420,6 +421,9 @@ class Binder:
         left, right = visit(node.this), visit(node.args["expression"])
         if op in ("+", "-") and left.type.is_temporal and right.type.kind is TypeKind.INTERVAL:
             return bound.Call(left.type, op, (left, right))
+        strings = (left.type.kind, right.type.kind) == (TypeKind.VARCHAR, TypeKind.VARCHAR)
+        if self.ksqldb and op == "+" and strings:
+            return bound.Call(t.VARCHAR, "||", (left, right))
         result = t.arithmetic_result(op, left.type, right.type)
         if result is None:
             self.fail(

@@ -18,6 +18,7 @@ from streamhouse_runtime.cli import main
 from streamhouse_runtime.config import load_config
 from streamhouse_runtime.sql.analyzer import analyze
 from streamhouse_runtime.sql.compatibility import Compatibility
+from streamhouse_runtime.sql.errors import SqlValidationError
 from streamhouse_runtime.testing.runner import OfflineRun
 from tests.unit.operator.spec_cases import BASE_SPEC
 from tests.unit.operator.test_builders import context, env
@@ -633,3 +634,18 @@ def test_a_grace_period_may_be_zero(mode: Compatibility) -> None:
     assert analyze(sql, compatibility=mode).persistent_queries
     with pytest.raises(Exception, match="intervals must be positive"):
         analyze(sql.replace("SIZE 10 SECONDS", "SIZE 0 SECONDS"), compatibility=mode)
+
+
+def test_plus_joins_strings_and_rowtime_is_a_bigint_under_ksqldb() -> None:
+    sql = DDL + "CREATE STREAM out AS SELECT k, k + '-' + k AS kk, ROWTIME AS rt FROM s;"
+    (output,) = _run(sql, [_row("a", 1234, v=5)])
+    assert output["value"] == {"KK": "a-a", "RT": 1234}
+    (statement,) = analyze(sql, compatibility=KSQLDB).persistent_queries
+    assert statement.sink is not None
+    assert [str(c.type) for c in statement.sink.columns][-1] == "BIGINT"
+    with pytest.raises(SqlValidationError, match="needs numbers"):
+        analyze(sql)
+    where = DDL + "CREATE STREAM out AS SELECT k, v FROM s WHERE ROWTIME >= 100;"
+    assert [o["key"] for o in _run(where, [_row("a", 99, v=1), _row("b", 100, v=2)])] == ["b"]
+    with pytest.raises(SqlValidationError, match="cannot compare TIMESTAMP"):
+        analyze(where)
