@@ -46,7 +46,9 @@ def ksqldb_function_rules(statements: list[exp.Expr]) -> None:
       first;
     - `GREATEST` and `LEAST` ignore NULL arguments (NULL only when all are): each argument
       becomes `COALESCE(it, the others...)`;
-    - `ARRAY_CONTAINS` of a NULL array (or a NULL value) is FALSE, never NULL."""
+    - `ARRAY_CONTAINS` of a NULL array (or a NULL value) is FALSE, never NULL;
+    - `SUM` starts at 0 and skips NULLs, so a group of only NULLs sums to 0, not NULL:
+      `SUM(x)` becomes `SUM(COALESCE(x, 0))`."""
     for statement in statements:
         for extract in list(statement.find_all(exp.RegexpExtract)):
             pattern, string = extract.this, extract.expression
@@ -69,5 +71,9 @@ def ksqldb_function_rules(statements: list[exp.Expr]) -> None:
             ]
             extreme.set("this", coalesced[0])
             extreme.set("expressions", coalesced[1:])
+        for total in list(statement.find_all(exp.Sum)):
+            if not isinstance(total.this, exp.Distinct):
+                zero = exp.Literal.number(0)
+                total.set("this", exp.Coalesce(this=total.this, expressions=[zero]))
         for contains in list(statement.find_all(exp.ArrayContains)):
             contains.replace(exp.Coalesce(this=contains.copy(), expressions=[exp.false()]))

@@ -649,3 +649,10 @@ def test_plus_joins_strings_and_rowtime_is_a_bigint_under_ksqldb() -> None:
     assert [o["key"] for o in _run(where, [_row("a", 99, v=1), _row("b", 100, v=2)])] == ["b"]
     with pytest.raises(SqlValidationError, match="cannot compare TIMESTAMP"):
         analyze(where)
+
+
+def test_sum_of_only_nulls_is_zero_under_ksqldb_and_null_by_default() -> None:
+    sql = DDL + "CREATE TABLE out AS SELECT k, SUM(st->f) AS total FROM s GROUP BY k;"
+    rows = [_row("a", 1, v=1), _row("a", 2, v=1, st={"f": 4})]
+    assert [o["value"]["TOTAL"] for o in _run(sql, rows)] == [0, 4]
+    assert [o["value"]["total"] for o in _run(sql, rows, Compatibility.DEFAULT)] == [None, 4]
