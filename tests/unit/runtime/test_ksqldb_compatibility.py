@@ -656,3 +656,19 @@ def test_sum_of_only_nulls_is_zero_under_ksqldb_and_null_by_default() -> None:
     rows = [_row("a", 1, v=1), _row("a", 2, v=1, st={"f": 4})]
     assert [o["value"]["TOTAL"] for o in _run(sql, rows)] == [0, 4]
     assert [o["value"]["total"] for o in _run(sql, rows, Compatibility.DEFAULT)] == [None, 4]
+
+
+@pytest.mark.parametrize("mode", list(Compatibility))
+@pytest.mark.parametrize(
+    "query",
+    [
+        "SELECT UCASE(k) AS region, v FROM s PARTITION BY UCASE(k)",
+        "SELECT k AS region, v FROM s PARTITION BY k",
+    ],
+)
+def test_partition_by_an_expression_the_projection_renames_keys_the_output(
+    mode: Compatibility, query: str
+) -> None:
+    """The re-key runs on the projected rows: it reads the key from the projected column."""
+    (output,) = _run(DDL + f"CREATE STREAM out AS {query};", [_row("eu", 1, v=5)], mode)
+    assert output["key"] == ("EU" if "UCASE" in query else "eu")
