@@ -88,6 +88,15 @@ DESCRIPTIONS: dict[str, str] = {
     "TIMESTAMPTOSTRING": "TIMESTAMPTOSTRING(ts, pattern [, zone]): Java-pattern formatting.",
     "STRINGTOTIMESTAMP": "STRINGTOTIMESTAMP(s, pattern [, zone]): Java-pattern parsing.",
     "DATE_FORMAT": "DATE_FORMAT(ts, pattern): Java-pattern formatting (Flink's name).",
+    "TIMESTAMPADD": "TIMESTAMPADD(unit, n, ts): ts moved by n MILLISECONDS ... DAYS, WEEKS, "
+    "MONTHS, QUARTERS or YEARS (the unit a bare word).",
+    "TIMESTAMPSUB": "TIMESTAMPSUB(unit, n, ts): TIMESTAMPADD(unit, -n, ts).",
+    "DATEADD": "DATEADD(unit, n, date): the DATE moved by n DAYS, WEEKS, MONTHS or YEARS.",
+    "DATESUB": "DATESUB(unit, n, date): DATEADD(unit, -n, date).",
+    "UNIX_DATE": "UNIX_DATE(date): days since 1970-01-01 (INT).",
+    "FROM_DAYS": "FROM_DAYS(n): the DATE n days after 1970-01-01.",
+    "PARSE_DATE": "PARSE_DATE(s, pattern): a Java-pattern date (DATE).",
+    "FORMAT_DATE": "FORMAT_DATE(date, pattern): the DATE written with a Java pattern.",
     "CONVERT_TZ": "CONVERT_TZ(ts, from_zone, to_zone): the wall-clock time of ts in from_zone, "
     "as it reads in to_zone.",
     "CARDINALITY": "Number of elements of an ARRAY or entries of a MAP (INT).",

@@ -122,6 +122,14 @@ _PLAIN_HELPERS: dict[str, tuple[Callable[..., object], bool]] = {
     "REGEXP_EXTRACT_ALL": (fx.regexp_extract_all, False),
     "REGEXP_SPLIT_TO_ARRAY": (fx.regexp_split_to_array, False),
     "CONVERT_TZ": (fx.convert_tz, False),
+    "TIMESTAMPADD": (fx.timestamp_add, False),
+    "TIMESTAMPSUB": (fx.timestamp_sub, False),
+    "DATEADD": (fx.date_add, False),
+    "DATESUB": (fx.date_sub, False),
+    "UNIX_DATE": (fx.unix_date, False),
+    "FROM_DAYS": (fx.from_days, False),
+    "PARSE_DATE": (fx.parse_date_pattern, False),
+    "FORMAT_DATE": (fx.format_date_pattern, False),
 }
 # Library functions whose first `count` arguments are NULL-checked inline; the later ones may
 # be NULL (MASK_LEFT's replacement characters: a NULL one leaves those characters unmasked).

@@ -771,6 +771,86 @@ def timestamp_to_string(ms: int, pattern: str, tz: str | None = None) -> str:
     return timestamp_formatter(pattern)(ms, UTC if tz is None else zone(tz))
 
 
+_DAY_MS = 86_400_000
+_UNIT_MS = {
+    "MILLISECOND": 1,
+    "SECOND": 1000,
+    "MINUTE": 60_000,
+    "HOUR": 3_600_000,
+    "DAY": _DAY_MS,
+    "WEEK": 7 * _DAY_MS,
+}
+_UNIT_MONTHS = {"MONTH": 1, "QUARTER": 3, "YEAR": 12}
+
+
+def _unit(name: str, function: str) -> str:
+    unit = name.strip().upper()
+    unit = unit[:-1] if unit.endswith("S") else unit
+    if unit not in _UNIT_MS and unit not in _UNIT_MONTHS:
+        known = "MILLISECONDS, SECONDS, MINUTES, HOURS, DAYS, WEEKS, MONTHS, QUARTERS, YEARS"
+        raise ValueError(f"{function}: unknown time unit '{name[:20]}' (one of {known})")
+    return unit
+
+
+def _plus_months(ms: int, months: int) -> int:
+    moment = datetime.fromtimestamp(ms // 1000, UTC)
+    index = moment.year * 12 + moment.month - 1 + months
+    year, month = divmod(index, 12)
+    month += 1
+    following = date(year + 1, 1, 1) if month == 12 else date(year, month + 1, 1)
+    days_in_month = (following - date(year, month, 1)).days
+    moved = moment.replace(year=year, month=month, day=min(moment.day, days_in_month))
+    return int(moved.timestamp()) * 1000 + ms % 1000
+
+
+def timestamp_add(unit: str, amount: int, ms: int) -> int:
+    """TIMESTAMPADD(unit, n, ts): ts moved by n units (a month or year keeps the day of the
+    month where it exists, else the month's last day)."""
+    name = _unit(unit, "TIMESTAMPADD")
+    if name in _UNIT_MONTHS:
+        return _plus_months(ms, amount * _UNIT_MONTHS[name])
+    return ms + amount * _UNIT_MS[name]
+
+
+def timestamp_sub(unit: str, amount: int, ms: int) -> int:
+    """TIMESTAMPSUB(unit, n, ts): TIMESTAMPADD(unit, -n, ts)."""
+    return timestamp_add(unit, -amount, ms)
+
+
+def date_add(unit: str, amount: int, days: int) -> int:
+    """DATEADD(unit, n, date): the date moved by n days, weeks, months or years (DATE values
+    are days since the epoch)."""
+    name = _unit(unit, "DATEADD")
+    if name not in _UNIT_MONTHS and _UNIT_MS[name] < _DAY_MS:
+        raise ValueError(f"DATEADD: a date moves by days, weeks, months or years, not {unit}")
+    return timestamp_add(unit, amount, days * _DAY_MS) // _DAY_MS
+
+
+def date_sub(unit: str, amount: int, days: int) -> int:
+    """DATESUB(unit, n, date): DATEADD(unit, -n, date)."""
+    return date_add(unit, -amount, days)
+
+
+def unix_date(days: int) -> int:
+    """UNIX_DATE(date): days since 1970-01-01."""
+    return days
+
+
+def from_days(days: int) -> int:
+    """FROM_DAYS(n): the DATE n days after 1970-01-01."""
+    return days
+
+
+def parse_date_pattern(text: str, pattern: str) -> int:
+    """PARSE_DATE(s, pattern): a Java-pattern date as days since the epoch."""
+    return string_to_timestamp(text, pattern, "UTC") // _DAY_MS
+
+
+def format_date_pattern(days: int, pattern: str) -> str:
+    """FORMAT_DATE(date, pattern): the date written with a Java pattern."""
+    return timestamp_to_string(days * _DAY_MS, pattern, "UTC")
+
+
 def convert_tz(ms: int, from_zone: str, to_zone: str) -> int:
     """CONVERT_TZ(ts, from, to): the wall-clock time `ts` shows in zone `from`, as it reads in
     zone `to` (epoch ms of that local time, as ksqlDB's timestamps carry no zone)."""

@@ -38,6 +38,7 @@ from streamhouse_runtime.sql.catalog import (
 from streamhouse_runtime.sql.compatibility import (
     Compatibility,
     ksqldb_function_rules,
+    time_unit_arguments,
     upper_case_unquoted,
 )
 from streamhouse_runtime.sql.ddl import (
@@ -155,6 +156,7 @@ def analyze(
     except (TokenError, ValueError) as error:
         message = str(error).splitlines()[0] if str(error) else type(error).__name__
         raise SqlValidationError([SqlError(ErrorCode.SYNTAX, message, 1, 1)]) from None
+    time_unit_arguments(statements)
     if compatibility is Compatibility.KSQLDB:
         upper_case_unquoted(statements)
         ksqldb_function_rules(statements)

@@ -77,3 +77,21 @@ def ksqldb_function_rules(statements: list[exp.Expr]) -> None:
                 total.set("this", exp.Coalesce(this=total.this, expressions=[zero]))
         for contains in list(statement.find_all(exp.ArrayContains)):
             contains.replace(exp.Coalesce(this=contains.copy(), expressions=[exp.false()]))
+
+
+# Functions whose first argument is a time unit written as a bare word (ksqlDB's and Flink's
+# `TIMESTAMPADD(SECONDS, 10, ts)`): read as the unit's name, not as a column.
+_UNIT_FIRST = frozenset(("TIMESTAMPADD", "TIMESTAMPSUB", "DATEADD", "DATESUB"))
+
+
+def time_unit_arguments(statements: list[exp.Expr]) -> None:
+    """`TIMESTAMPADD(SECONDS, n, ts)` and the like: the bare unit becomes the string 'SECONDS'
+    (in every mode, before names are resolved)."""
+    for statement in statements:
+        for call in list(statement.find_all(exp.Anonymous)):
+            arguments = call.expressions
+            if call.name.upper() in _UNIT_FIRST and arguments:
+                unit = arguments[0]
+                if isinstance(unit, exp.Column) and not unit.table:
+                    text = exp.Literal.string(unit.name.upper())
+                    call.set("expressions", [text, *arguments[1:]])

@@ -94,6 +94,13 @@ def _is_time(x: SqlType) -> bool:
     return x.kind in (TypeKind.TIMESTAMP, TypeKind.BIGINT, TypeKind.DATE)
 
 
+def _is_date(x: SqlType) -> bool:
+    return x.kind is TypeKind.DATE
+
+
+_timestamp = _fixed(t.TIMESTAMP)
+
+
 def _is_array(x: SqlType) -> bool:
     return x.kind is TypeKind.ARRAY
 
@@ -284,6 +291,18 @@ SCALARS: dict[str, Signature] = {
         ),
         Signature("STRINGTOTIMESTAMP", 2, 3, _all(*STRING), _fixed(t.TIMESTAMP)),
         Signature("DATE_FORMAT", 2, 2, _each((_is_time, "a timestamp"), STRING), _fixed(t.VARCHAR)),
+        *(
+            Signature(name, 3, 3, _each(STRING, INTEGRAL, (_is_time, "a timestamp")), _timestamp)
+            for name in ("TIMESTAMPADD", "TIMESTAMPSUB")
+        ),
+        *(
+            Signature(name, 3, 3, _each(STRING, INTEGRAL, (_is_date, "a date")), _fixed(t.DATE))
+            for name in ("DATEADD", "DATESUB")
+        ),
+        Signature("UNIX_DATE", 1, 1, _each((_is_date, "a date")), _fixed(t.INTEGER)),
+        Signature("FROM_DAYS", 1, 1, _all(*INTEGRAL), _fixed(t.DATE)),
+        Signature("PARSE_DATE", 2, 2, _all(*STRING), _fixed(t.DATE)),
+        Signature("FORMAT_DATE", 2, 2, _each((_is_date, "a date"), STRING), _fixed(t.VARCHAR)),
         Signature(
             "CONVERT_TZ",
             3,

@@ -207,3 +207,27 @@ def test_ksqldb_collection_json_regex_and_zone_functions() -> None:
     assert fx.convert_tz(noon, "UTC", "Asia/Kolkata") == noon + 5 * 3600000 + 30 * 60000
     assert fx.convert_tz(noon, "America/Los_Angeles", "UTC") == noon + 7 * 3600000
     assert fx.convert_tz(noon + 7, "UTC", "UTC") == noon + 7
+
+
+def test_ksqldb_timestamp_and_date_arithmetic() -> None:
+    noon = 1600000000000  # 2020-09-13 12:26:40 UTC
+    assert fx.timestamp_add("SECONDS", 10, noon) == noon + 10_000
+    assert fx.timestamp_add("minute", 2, noon) == noon + 120_000
+    assert fx.timestamp_sub("DAYS", 1, noon) == noon - 86_400_000
+    assert fx.timestamp_add("MONTHS", 1, noon) == 1602592000000  # 2020-10-13 12:26:40
+    jan31 = 1706659200123  # 2024-01-31 00:00:00.123
+    assert fx.timestamp_add("MONTHS", 1, jan31) == 1709164800123  # 2024-02-29, the last day
+    assert fx.timestamp_add("YEARS", -1, jan31) == jan31 - 365 * 86_400_000
+    assert fx.timestamp_add("MONTHS", -1, -86_400_000) == -32 * 86_400_000  # 1969-11-30
+    with pytest.raises(ValueError, match="unknown time unit"):
+        fx.timestamp_add("FORTNIGHTS", 1, noon)
+    jan2 = 19724  # 2024-01-02
+    assert fx.date_add("DAYS", 30, jan2) == jan2 + 30
+    assert fx.date_add("MONTHS", 1, jan2) == jan2 + 31
+    assert fx.date_sub("WEEKS", 1, jan2) == jan2 - 7
+    with pytest.raises(ValueError, match="DATEADD"):
+        fx.date_add("HOURS", 1, jan2)
+    assert fx.parse_date_pattern("02.01.2024", "dd.MM.yyyy") == jan2
+    assert fx.format_date_pattern(jan2, "yyyy/MM/dd") == "2024/01/02"
+    assert fx.format_date_pattern(-1, "yyyy-MM-dd") == "1969-12-31"
+    assert fx.unix_date(jan2) == fx.from_days(jan2) == jan2
