@@ -416,7 +416,7 @@ class _Generator:
             return self.constructor(expr)
         if name in ("TRANSFORM", "FILTER", "REDUCE"):
             return self.lambda_call(expr)
-        if name in SCALARS:
+        if name in SCALARS or name == "ROUND_HALF_CEILING":  # ksqlDB's ROUND, bound under ksqldb
             return self.function(expr)
         return self.udf(expr)
 
@@ -883,7 +883,7 @@ class _Generator:
             return self.apply(self.value(args[0]), "abs({0})")
         if name == "SIGN":
             return self.apply(self.value(args[0]), "({0} > 0) - ({0} < 0)")
-        if name in ("CEIL", "FLOOR", "ROUND", "TRUNC"):
+        if name in ("CEIL", "FLOOR", "ROUND", "TRUNC", "ROUND_HALF_CEILING"):
             return self.rounding(name, args, result)
         if name in ("UNIX_TIMESTAMP", "FROM_UNIXTIME"):
             return self.value_as(args[0], t.TIMESTAMP)
@@ -933,6 +933,7 @@ class _Generator:
             "CEIL": fx.ceil if len(args) == 1 else fx.ceil_scaled,
             "FLOOR": fx.floor if len(args) == 1 else fx.floor_scaled,
             "ROUND": fx.round_half_up,
+            "ROUND_HALF_CEILING": fx.round_half_ceiling,
             "TRUNC": fx.trunc,
         }[name]
         helper = self.bind(helper_fn, "_h")

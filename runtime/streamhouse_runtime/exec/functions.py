@@ -27,6 +27,7 @@ from decimal import (
     ROUND_CEILING,
     ROUND_DOWN,
     ROUND_FLOOR,
+    ROUND_HALF_DOWN,
     ROUND_HALF_UP,
     Context,
     Decimal,
@@ -561,6 +562,30 @@ def floor(value: Number) -> Number:
     if isinstance(value, float):
         return float(math.floor(value)) if math.isfinite(value) else value
     return value
+
+
+def round_half_ceiling(value: Number, digits: int = 0) -> Number:
+    """ksqlDB's ROUND: a tie goes toward positive infinity (ROUND(-2.5) is -2, ROUND(2.5) 3),
+    for every numeric type (its `Math.round`, HALF_UP above 0 and HALF_DOWN below)."""
+    if isinstance(value, bool):
+        raise TypeError("cannot ROUND a BOOLEAN")
+    if isinstance(value, int):
+        if digits >= 0:
+            return value
+        unit: int = 10**-digits
+        return (value + unit // 2) // unit * unit
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            return value
+        return float(round_half_ceiling(Decimal(repr(value)), digits))
+    exponent = value.as_tuple().exponent
+    if isinstance(exponent, int) and digits >= -exponent:
+        return value
+    mode = ROUND_HALF_UP if value > 0 else ROUND_HALF_DOWN
+    result: Decimal = value.quantize(
+        Decimal(1).scaleb(-digits), rounding=mode, context=DECIMAL_CONTEXT
+    )
+    return result
 
 
 def round_half_up(value: Number, digits: int = 0) -> Number:

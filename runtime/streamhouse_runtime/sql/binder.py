@@ -98,6 +98,9 @@ def interval_ms(node: exp.Expr, fail: Fail, allow_zero: bool = False) -> int:
     return milliseconds
 
 
+# The bound name of ROUND under ksqldb (ties toward positive infinity); not callable in SQL.
+ROUND_HALF_CEILING = "ROUND_HALF_CEILING"
+
 # sqlglot's canonical names that differ from the names users write.
 _SQLGLOT_NAMES: dict[type[exp.Expr], str] = {
     exp.StrPosition: "INSTR",
@@ -580,6 +583,9 @@ class Binder:
         if signature.name == "ENCODE":
             for arg, arg_node in zip(args[1:], arg_nodes[1:], strict=True):
                 self._check_literal(arg, arg_node, _encoding)
+        if self.ksqldb and signature.name == "ROUND":
+            # ksqlDB rounds a tie toward positive infinity (ROUND(-2.5) is -2), not away from 0.
+            return bound.Call(result, ROUND_HALF_CEILING, args)
         return bound.Call(result, signature.name, args)
 
     def _check_literal(

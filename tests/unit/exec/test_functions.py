@@ -231,3 +231,15 @@ def test_ksqldb_timestamp_and_date_arithmetic() -> None:
     assert fx.format_date_pattern(jan2, "yyyy/MM/dd") == "2024/01/02"
     assert fx.format_date_pattern(-1, "yyyy-MM-dd") == "1969-12-31"
     assert fx.unix_date(jan2) == fx.from_days(jan2) == jan2
+
+
+def test_ksqldb_round_sends_ties_toward_positive_infinity() -> None:
+    assert [fx.round_half_ceiling(x) for x in (2.5, -2.5, -2.6, 2.4)] == [3.0, -2.0, -3.0, 2.0]
+    assert fx.round_half_ceiling(Decimal("-1.5")) == Decimal(-1)
+    assert fx.round_half_ceiling(Decimal("1.5")) == Decimal(2)
+    assert fx.round_half_ceiling(Decimal("-1.45"), 1) == Decimal("-1.4")
+    assert fx.round_half_ceiling(-15, -1) == -10
+    assert fx.round_half_ceiling(15, -1) == 20
+    assert fx.round_half_ceiling(-16, -1) == -20
+    assert fx.round_half_ceiling(123.456, 2) == 123.46
+    assert fx.round_half_up(-2.5) == -3.0  # the default mode's SQL rule: away from zero

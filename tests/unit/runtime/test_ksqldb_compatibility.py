@@ -672,3 +672,13 @@ def test_partition_by_an_expression_the_projection_renames_keys_the_output(
     """The re-key runs on the projected rows: it reads the key from the projected column."""
     (output,) = _run(DDL + f"CREATE STREAM out AS {query};", [_row("eu", 1, v=5)], mode)
     assert output["key"] == ("EU" if "UCASE" in query else "eu")
+
+
+def test_round_sends_ties_up_under_ksqldb_and_away_from_zero_by_default() -> None:
+    ddl = "CREATE STREAM s (k VARCHAR KEY, x DOUBLE) WITH (kafka_topic='s', value_format='JSON');"
+    sql = ddl + "CREATE STREAM out AS SELECT k, ROUND(x) AS r, ROUND(x, 1) AS r1 FROM s;"
+    rows = [{"topic": "s", "key": "a", "value": {"x": -2.5}, "timestamp": 1}]
+    rows.append({"topic": "s", "key": "b", "value": {"x": -0.25}, "timestamp": 2})
+    assert [o["value"] for o in _run(sql, rows)] == [{"R": -2, "R1": -2.5}, {"R": 0, "R1": -0.2}]
+    default = [o["value"] for o in _run(sql, rows, Compatibility.DEFAULT)]
+    assert [(v["r"], v["r1"]) for v in default] == [(-3, -2.5), (0, -0.3)]
