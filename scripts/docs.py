@@ -114,6 +114,7 @@ DESCRIPTIONS: dict[str, str] = {
     "SLICE": "SLICE(a, from, to): 1-based inclusive; NULL bound = the end; out of range NULL.",
     "MAP_KEYS": "The keys of a MAP as an ARRAY.",
     "MAP_VALUES": "The values of a MAP as an ARRAY.",
+    "ENTRIES": "ENTRIES(map, sorted): ARRAY<STRUCT<K, V>> of the entries, by key when sorted.",
     "MAP_UNION": "MAP_UNION(a, b): the entries of both, b's winning; NULL only if both are NULL.",
     "GENERATE_SERIES": "GENERATE_SERIES(start, end [, step]): the integers start to end, "
     "inclusive (step 1, or -1 downward); a step that cannot reach end is an error.",

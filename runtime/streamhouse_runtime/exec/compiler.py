@@ -143,6 +143,7 @@ _LEADING_GUARD_HELPERS: dict[str, tuple[Callable[..., object], int, bool]] = {
     "ARRAY_REMOVE": (fx.array_remove, 1, False),
     "SLICE": (fx.slice_of, 1, True),
     "MAP_UNION": (fx.map_union, 0, True),  # NULL only when both maps are
+    "ENTRIES": (fx.entries, 1, False),  # a NULL `sorted` is FALSE
 }
 # Methods and operators Python runs natively on non-NULL arguments.
 _INLINE: dict[str, str] = {

@@ -1014,6 +1014,13 @@ def map_union(
     return {**(first or {}), **(second or {})}
 
 
+def entries(value: dict[object, object], sort: bool | None) -> list[dict[str, object]]:
+    """ENTRIES(map, sorted): the entries as structs {K, V}, by key when `sorted`, else in the
+    map's order."""
+    keys = sorted(value, key=str) if sort else list(value)  # map keys are strings
+    return [{"K": k, "V": value[k]} for k in keys]
+
+
 def generate_series(start: int, end: int, step: int | None = None) -> list[int]:
     """GENERATE_SERIES(start, end [, step]): start to end inclusive; the step defaults to 1
     (-1 when end < start). A zero step, or one that moves away from end, is an error."""

@@ -150,6 +150,7 @@ DOUBLE_FUNCTIONS = (
 
 ARRAY = (_is_array, "an array")
 MAP = (lambda x: x.kind is TypeKind.MAP, "a map")
+FLAG = (lambda x: x.kind is TypeKind.BOOLEAN, "a boolean")
 ARRAY_SETS = ("ARRAY_EXCEPT", "ARRAY_INTERSECT", "ARRAY_UNION")
 _NESTED = (TypeKind.ARRAY, TypeKind.MAP, TypeKind.STRUCT)
 
@@ -177,6 +178,11 @@ def _two_maps(args: Sequence[SqlType]) -> str | None:
 def _same_map(args: Sequence[SqlType]) -> SqlType:
     maps = [a for a in args if not a.is_null]
     return maps[0] if maps else t.map_of(t.VARCHAR, t.NULL)
+
+
+def _entries_result(args: Sequence[SqlType]) -> SqlType:
+    entry = t.struct([("K", args[0].key or t.VARCHAR), ("V", args[0].element or t.NULL)])
+    return t.array(entry)
 
 
 def _series_result(args: Sequence[SqlType]) -> SqlType:
@@ -337,6 +343,7 @@ SCALARS: dict[str, Signature] = {
         Signature("EXTRACTJSONFIELD", 2, 2, _all(*STRING), _varchar),
         Signature("MAP_VALUES", 1, 1, _each(MAP), lambda a: t.array(a[0].element or t.NULL)),
         Signature("MAP_UNION", 2, 2, _two_maps, _same_map),
+        Signature("ENTRIES", 2, 2, _each(MAP, FLAG), _entries_result),
         Signature("GENERATE_SERIES", 2, 3, _each(INTEGRAL, INTEGRAL, INTEGRAL), _series_result),
         Signature("JSON_RECORDS", 1, 1, _all(*STRING), _fixed(t.map_of(t.VARCHAR, t.VARCHAR))),
         # constructors (ARRAY[...], MAP(k := v), STRUCT(f := v) are bound in constructors.py)

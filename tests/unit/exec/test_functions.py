@@ -243,3 +243,9 @@ def test_ksqldb_round_sends_ties_toward_positive_infinity() -> None:
     assert fx.round_half_ceiling(-16, -1) == -20
     assert fx.round_half_ceiling(123.456, 2) == 123.46
     assert fx.round_half_up(-2.5) == -3.0  # the default mode's SQL rule: away from zero
+
+
+def test_entries_are_key_value_structs() -> None:
+    assert fx.entries({"b": 2, "a": 1}, True) == [{"K": "a", "V": 1}, {"K": "b", "V": 2}]
+    assert fx.entries({"b": 2, "a": None}, False) == [{"K": "b", "V": 2}, {"K": "a", "V": None}]
+    assert fx.entries({}, None) == []

@@ -326,6 +326,9 @@ CASES: list[tuple[str, object]] = [
     ("FORMAT_DATE(FROM_DAYS(z), 'dd/MM/yyyy')", None),
     ("PARSE_DATE(nm, 'yyyy')", None),
     ("FROM_DAYS(a)", 7),
+    ("ENTRIES(m, true)", [{"K": "k1", "V": 1}, {"K": "k2", "V": 2}]),
+    ("ENTRIES(m, CAST(NULL AS BOOLEAN))", [{"K": "k1", "V": 1}, {"K": "k2", "V": 2}]),
+    ("ENTRIES(nmap, true)", None),
     ("FROM_DAYS(z)", None),
     (
         "FORMAT_TIMESTAMP(PARSE_TIMESTAMP('2023-11-14', 'yyyy-MM-dd', 'UTC'), 'dd.MM.yy')",
