@@ -47,6 +47,9 @@ DESCRIPTIONS: dict[str, str] = {
     "the last value of a repeated key wins.",
     "REGEXP_EXTRACT": "REGEXP_EXTRACT(s, pattern [, group]): the match (RE2, linear time).",
     "REGEXP_REPLACE": "REGEXP_REPLACE(s, pattern, replacement): every match replaced (RE2).",
+    "REGEXP_EXTRACT_ALL": "REGEXP_EXTRACT_ALL(s, pattern [, group]): every match, in order "
+    "(ARRAY<VARCHAR>; pattern first under ksqldb, as REGEXP_EXTRACT).",
+    "REGEXP_SPLIT_TO_ARRAY": "REGEXP_SPLIT_TO_ARRAY(s, pattern): the parts between matches.",
     "ABS": "Absolute value, same type.",
     "CEIL": "CEIL(x [, scale]): smallest value not below with `scale` decimals (default 0).",
     "FLOOR": "FLOOR(x [, scale]): largest value not above with `scale` decimals (default 0).",
@@ -85,6 +88,17 @@ DESCRIPTIONS: dict[str, str] = {
     "TIMESTAMPTOSTRING": "TIMESTAMPTOSTRING(ts, pattern [, zone]): Java-pattern formatting.",
     "STRINGTOTIMESTAMP": "STRINGTOTIMESTAMP(s, pattern [, zone]): Java-pattern parsing.",
     "DATE_FORMAT": "DATE_FORMAT(ts, pattern): Java-pattern formatting (Flink's name).",
+    "TIMESTAMPADD": "TIMESTAMPADD(unit, n, ts): ts moved by n MILLISECONDS ... DAYS, WEEKS, "
+    "MONTHS, QUARTERS or YEARS (the unit a bare word).",
+    "TIMESTAMPSUB": "TIMESTAMPSUB(unit, n, ts): TIMESTAMPADD(unit, -n, ts).",
+    "DATEADD": "DATEADD(unit, n, date): the DATE moved by n DAYS, WEEKS, MONTHS or YEARS.",
+    "DATESUB": "DATESUB(unit, n, date): DATEADD(unit, -n, date).",
+    "UNIX_DATE": "UNIX_DATE(date): days since 1970-01-01 (INT).",
+    "FROM_DAYS": "FROM_DAYS(n): the DATE n days after 1970-01-01.",
+    "PARSE_DATE": "PARSE_DATE(s, pattern): a Java-pattern date (DATE).",
+    "FORMAT_DATE": "FORMAT_DATE(date, pattern): the DATE written with a Java pattern.",
+    "CONVERT_TZ": "CONVERT_TZ(ts, from_zone, to_zone): the wall-clock time of ts in from_zone, "
+    "as it reads in to_zone.",
     "CARDINALITY": "Number of elements of an ARRAY or entries of a MAP (INT).",
     "ELEMENT_AT": "ELEMENT_AT(array, 1-based index) or ELEMENT_AT(map, key); NULL if absent.",
     "ARRAY_CONTAINS": "ARRAY_CONTAINS(array, value): BOOLEAN.",
@@ -100,9 +114,15 @@ DESCRIPTIONS: dict[str, str] = {
     "SLICE": "SLICE(a, from, to): 1-based inclusive; NULL bound = the end; out of range NULL.",
     "MAP_KEYS": "The keys of a MAP as an ARRAY.",
     "MAP_VALUES": "The values of a MAP as an ARRAY.",
+    "ENTRIES": "ENTRIES(map, sorted): ARRAY<STRUCT<K, V>> of the entries, by key when sorted.",
+    "MAP_UNION": "MAP_UNION(a, b): the entries of both, b's winning; NULL only if both are NULL.",
+    "GENERATE_SERIES": "GENERATE_SERIES(start, end [, step]): the integers start to end, "
+    "inclusive (step 1, or -1 downward); a step that cannot reach end is an error.",
     "IS_JSON_STRING": "TRUE when the string is valid JSON (FALSE for NULL).",
     "JSON_ARRAY_LENGTH": "Length of a JSON array (INT); NULL when not an array.",
     "JSON_KEYS": "Top-level keys of a JSON object (ARRAY<VARCHAR>); NULL when not an object.",
+    "JSON_RECORDS": "Each top-level key of a JSON object mapped to its value as JSON text "
+    "(MAP<VARCHAR, VARCHAR>); NULL when not an object.",
     "JSON_CONCAT": "JSON_CONCAT(j1, j2, ...): objects merged (last key wins), else one array.",
     "TO_JSON_STRING": "Any value as compact JSON text (NULL is 'null').",
     "EXTRACTJSONFIELD": "EXTRACTJSONFIELD(json, '$.path'): the value at a JSONPath as text.",

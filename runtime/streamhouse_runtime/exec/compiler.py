@@ -117,6 +117,19 @@ _PLAIN_HELPERS: dict[str, tuple[Callable[..., object], bool]] = {
     "JSON_KEYS": (fx.json_keys, True),
     "JSON_CONCAT": (fx.json_concat, True),
     "EXTRACTJSONFIELD": (fx.extract_json_field, True),
+    "JSON_RECORDS": (fx.json_records, True),
+    "GENERATE_SERIES": (fx.generate_series, False),
+    "REGEXP_EXTRACT_ALL": (fx.regexp_extract_all, False),
+    "REGEXP_SPLIT_TO_ARRAY": (fx.regexp_split_to_array, False),
+    "CONVERT_TZ": (fx.convert_tz, False),
+    "TIMESTAMPADD": (fx.timestamp_add, False),
+    "TIMESTAMPSUB": (fx.timestamp_sub, False),
+    "DATEADD": (fx.date_add, False),
+    "DATESUB": (fx.date_sub, False),
+    "UNIX_DATE": (fx.unix_date, False),
+    "FROM_DAYS": (fx.from_days, False),
+    "PARSE_DATE": (fx.parse_date_pattern, False),
+    "FORMAT_DATE": (fx.format_date_pattern, False),
 }
 # Library functions whose first `count` arguments are NULL-checked inline; the later ones may
 # be NULL (MASK_LEFT's replacement characters: a NULL one leaves those characters unmasked).
@@ -129,6 +142,8 @@ _LEADING_GUARD_HELPERS: dict[str, tuple[Callable[..., object], int, bool]] = {
     "MASK_KEEP_RIGHT": (fx.mask_keep_right, 2, False),
     "ARRAY_REMOVE": (fx.array_remove, 1, False),
     "SLICE": (fx.slice_of, 1, True),
+    "MAP_UNION": (fx.map_union, 0, True),  # NULL only when both maps are
+    "ENTRIES": (fx.entries, 1, False),  # a NULL `sorted` is FALSE
 }
 # Methods and operators Python runs natively on non-NULL arguments.
 _INLINE: dict[str, str] = {
@@ -402,7 +417,7 @@ class _Generator:
             return self.constructor(expr)
         if name in ("TRANSFORM", "FILTER", "REDUCE"):
             return self.lambda_call(expr)
-        if name in SCALARS:
+        if name in SCALARS or name == "ROUND_HALF_CEILING":  # ksqlDB's ROUND, bound under ksqldb
             return self.function(expr)
         return self.udf(expr)
 
@@ -869,7 +884,7 @@ class _Generator:
             return self.apply(self.value(args[0]), "abs({0})")
         if name == "SIGN":
             return self.apply(self.value(args[0]), "({0} > 0) - ({0} < 0)")
-        if name in ("CEIL", "FLOOR", "ROUND", "TRUNC"):
+        if name in ("CEIL", "FLOOR", "ROUND", "TRUNC", "ROUND_HALF_CEILING"):
             return self.rounding(name, args, result)
         if name in ("UNIX_TIMESTAMP", "FROM_UNIXTIME"):
             return self.value_as(args[0], t.TIMESTAMP)
@@ -919,6 +934,7 @@ class _Generator:
             "CEIL": fx.ceil if len(args) == 1 else fx.ceil_scaled,
             "FLOOR": fx.floor if len(args) == 1 else fx.floor_scaled,
             "ROUND": fx.round_half_up,
+            "ROUND_HALF_CEILING": fx.round_half_ceiling,
             "TRUNC": fx.trunc,
         }[name]
         helper = self.bind(helper_fn, "_h")

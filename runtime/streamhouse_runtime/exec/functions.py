@@ -22,11 +22,12 @@ import random as _random
 import re
 import uuid as _uuid
 from collections.abc import Callable, Iterable, Sequence
-from datetime import UTC, date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import (
     ROUND_CEILING,
     ROUND_DOWN,
     ROUND_FLOOR,
+    ROUND_HALF_DOWN,
     ROUND_HALF_UP,
     Context,
     Decimal,
@@ -489,6 +490,21 @@ def regexp_extract(value: str, pattern: str, group: int = 0) -> str | None:
     return regexp_extract_compiled(regex(pattern), value, group)
 
 
+def regexp_extract_all(value: str, pattern: str, group: int = 0) -> list[str | None]:
+    """REGEXP_EXTRACT_ALL: every match of `pattern` in `value` (or of its `group`), in order;
+    an empty array when nothing matches."""
+    compiled = regex(pattern)
+    if not 0 <= group <= compiled.groups:
+        return []
+    return [match.group(group) for match in compiled.finditer(value)]
+
+
+def regexp_split_to_array(value: str, pattern: str) -> list[str]:
+    """REGEXP_SPLIT_TO_ARRAY(s, pattern): the parts of `s` between matches (empty parts kept)."""
+    parts: list[str] = regex(pattern).split(value)
+    return parts
+
+
 @lru_cache(maxsize=256)
 def java_replacement(replacement: str) -> str:
     """Java's replacement syntax ($1, ${name}, \\$) as a Python `re.sub` template."""
@@ -546,6 +562,30 @@ def floor(value: Number) -> Number:
     if isinstance(value, float):
         return float(math.floor(value)) if math.isfinite(value) else value
     return value
+
+
+def round_half_ceiling(value: Number, digits: int = 0) -> Number:
+    """ksqlDB's ROUND: a tie goes toward positive infinity (ROUND(-2.5) is -2, ROUND(2.5) 3),
+    for every numeric type (its `Math.round`, HALF_UP above 0 and HALF_DOWN below)."""
+    if isinstance(value, bool):
+        raise TypeError("cannot ROUND a BOOLEAN")
+    if isinstance(value, int):
+        if digits >= 0:
+            return value
+        unit: int = 10**-digits
+        return (value + unit // 2) // unit * unit
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            return value
+        return float(round_half_ceiling(Decimal(repr(value)), digits))
+    exponent = value.as_tuple().exponent
+    if isinstance(exponent, int) and digits >= -exponent:
+        return value
+    mode = ROUND_HALF_UP if value > 0 else ROUND_HALF_DOWN
+    result: Decimal = value.quantize(
+        Decimal(1).scaleb(-digits), rounding=mode, context=DECIMAL_CONTEXT
+    )
+    return result
 
 
 def round_half_up(value: Number, digits: int = 0) -> Number:
@@ -756,6 +796,94 @@ def timestamp_to_string(ms: int, pattern: str, tz: str | None = None) -> str:
     return timestamp_formatter(pattern)(ms, UTC if tz is None else zone(tz))
 
 
+_DAY_MS = 86_400_000
+_UNIT_MS = {
+    "MILLISECOND": 1,
+    "SECOND": 1000,
+    "MINUTE": 60_000,
+    "HOUR": 3_600_000,
+    "DAY": _DAY_MS,
+    "WEEK": 7 * _DAY_MS,
+}
+_UNIT_MONTHS = {"MONTH": 1, "QUARTER": 3, "YEAR": 12}
+
+
+def _unit(name: str, function: str) -> str:
+    unit = name.strip().upper()
+    unit = unit[:-1] if unit.endswith("S") else unit
+    if unit not in _UNIT_MS and unit not in _UNIT_MONTHS:
+        known = "MILLISECONDS, SECONDS, MINUTES, HOURS, DAYS, WEEKS, MONTHS, QUARTERS, YEARS"
+        raise ValueError(f"{function}: unknown time unit '{name[:20]}' (one of {known})")
+    return unit
+
+
+def _plus_months(ms: int, months: int) -> int:
+    moment = datetime.fromtimestamp(ms // 1000, UTC)
+    index = moment.year * 12 + moment.month - 1 + months
+    year, month = divmod(index, 12)
+    month += 1
+    following = date(year + 1, 1, 1) if month == 12 else date(year, month + 1, 1)
+    days_in_month = (following - date(year, month, 1)).days
+    moved = moment.replace(year=year, month=month, day=min(moment.day, days_in_month))
+    return int(moved.timestamp()) * 1000 + ms % 1000
+
+
+def timestamp_add(unit: str, amount: int, ms: int) -> int:
+    """TIMESTAMPADD(unit, n, ts): ts moved by n units (a month or year keeps the day of the
+    month where it exists, else the month's last day)."""
+    name = _unit(unit, "TIMESTAMPADD")
+    if name in _UNIT_MONTHS:
+        return _plus_months(ms, amount * _UNIT_MONTHS[name])
+    return ms + amount * _UNIT_MS[name]
+
+
+def timestamp_sub(unit: str, amount: int, ms: int) -> int:
+    """TIMESTAMPSUB(unit, n, ts): TIMESTAMPADD(unit, -n, ts)."""
+    return timestamp_add(unit, -amount, ms)
+
+
+def date_add(unit: str, amount: int, days: int) -> int:
+    """DATEADD(unit, n, date): the date moved by n days, weeks, months or years (DATE values
+    are days since the epoch)."""
+    name = _unit(unit, "DATEADD")
+    if name not in _UNIT_MONTHS and _UNIT_MS[name] < _DAY_MS:
+        raise ValueError(f"DATEADD: a date moves by days, weeks, months or years, not {unit}")
+    return timestamp_add(unit, amount, days * _DAY_MS) // _DAY_MS
+
+
+def date_sub(unit: str, amount: int, days: int) -> int:
+    """DATESUB(unit, n, date): DATEADD(unit, -n, date)."""
+    return date_add(unit, -amount, days)
+
+
+def unix_date(days: int) -> int:
+    """UNIX_DATE(date): days since 1970-01-01."""
+    return days
+
+
+def from_days(days: int) -> int:
+    """FROM_DAYS(n): the DATE n days after 1970-01-01."""
+    return days
+
+
+def parse_date_pattern(text: str, pattern: str) -> int:
+    """PARSE_DATE(s, pattern): a Java-pattern date as days since the epoch."""
+    return string_to_timestamp(text, pattern, "UTC") // _DAY_MS
+
+
+def format_date_pattern(days: int, pattern: str) -> str:
+    """FORMAT_DATE(date, pattern): the date written with a Java pattern."""
+    return timestamp_to_string(days * _DAY_MS, pattern, "UTC")
+
+
+def convert_tz(ms: int, from_zone: str, to_zone: str) -> int:
+    """CONVERT_TZ(ts, from, to): the wall-clock time `ts` shows in zone `from`, as it reads in
+    zone `to` (epoch ms of that local time, as ksqlDB's timestamps carry no zone)."""
+    instant = datetime.fromtimestamp(ms / 1000, UTC).replace(tzinfo=zone(from_zone))
+    local = instant.astimezone(zone(to_zone)).replace(tzinfo=UTC)
+    return round(local.timestamp() * 1000)
+
+
 def string_to_timestamp(text: str, pattern: str, tz: str | None = None) -> int:
     """STRINGTOTIMESTAMP(text, pattern[, zone]): parse with a Java pattern into epoch ms."""
     return timestamp_parser(pattern)(text, UTC if tz is None else zone(tz))
@@ -876,6 +1004,36 @@ def slice_of(array: Sequence[object], start: int | None, end: int | None) -> lis
     return list(array[first:last])
 
 
+def map_union(
+    first: dict[object, object] | None, second: dict[object, object] | None
+) -> dict[object, object] | None:
+    """MAP_UNION(a, b): the entries of both, b's value winning for a key in both; a NULL map
+    counts as empty, and the result is NULL only when both are."""
+    if first is None and second is None:
+        return None
+    return {**(first or {}), **(second or {})}
+
+
+def entries(value: dict[object, object], sort: bool | None) -> list[dict[str, object]]:
+    """ENTRIES(map, sorted): the entries as structs {K, V}, by key when `sorted`, else in the
+    map's order."""
+    keys = sorted(value, key=str) if sort else list(value)  # map keys are strings
+    return [{"K": k, "V": value[k]} for k in keys]
+
+
+def generate_series(start: int, end: int, step: int | None = None) -> list[int]:
+    """GENERATE_SERIES(start, end [, step]): start to end inclusive; the step defaults to 1
+    (-1 when end < start). A zero step, or one that moves away from end, is an error."""
+    if step is None:
+        step = 1 if end >= start else -1
+    if step == 0 or (end - start) * step < 0:
+        raise ValueError(f"GENERATE_SERIES: step {step} cannot go from {start} to {end}")
+    count = (end - start) // step + 1
+    if count > 1_000_000:
+        raise ValueError(f"GENERATE_SERIES: {count} elements is more than 1000000")
+    return list(range(start, end + (1 if step > 0 else -1), step))
+
+
 def map_keys(value: dict[object, object]) -> list[object]:
     return list(value)
 
@@ -974,6 +1132,18 @@ def json_keys(text: str) -> list[str] | None:
     """JSON_KEYS: the top-level keys of a JSON object; NULL when it is not one."""
     parsed = _parse_json(text, "JSON_KEYS")
     return list(parsed) if isinstance(parsed, dict) else None
+
+
+def json_records(text: str) -> dict[str, str] | None:
+    """JSON_RECORDS: each top-level key of a JSON object mapped to its value as JSON text;
+    NULL when the input is not an object (or not valid JSON)."""
+    try:
+        parsed = _loads(text)
+    except ValueError:
+        return None
+    if not isinstance(parsed, dict):
+        return None
+    return {str(k): _compact(v) for k, v in parsed.items()}
 
 
 def json_concat(*texts: str) -> str | None:

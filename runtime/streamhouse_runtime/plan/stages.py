@@ -31,6 +31,7 @@ from streamhouse_runtime.plan.nodes import (
     TableChanges,
     WindowAggregate,
 )
+from streamhouse_runtime.sql import bound
 from streamhouse_runtime.sql.catalog import SourceKind
 
 STATEFUL = (
@@ -245,10 +246,35 @@ class _Builder:
         operators = [n for n in fragment.operators if not isinstance(n, Repartition)]
         folded = [n for n in fragment.operators if isinstance(n, Repartition)]
         rekey = folded[-1] if folded else None
+        if rekey is not None:
+            position = next(i for i, n in enumerate(fragment.operators) if n is rekey)
+            rekey = _keys_over_output(rekey, fragment.operators[position + 1 :])
         self.stages.append(Stage(index, ports, tuple(operators), output, rekey))
         for position, upstream in fragment.upstream:
             self.edges.append(Edge(upstream, index, position, ports[position].topic))
         return index
+
+
+def _keys_over_output(rekey: Repartition, after: list[PlanNode]) -> Repartition:
+    """A folded PARTITION BY keys the stage's output rows, which a later projection has
+    renamed or dropped columns of (`SELECT UCASE(r) AS region ... PARTITION BY UCASE(r)`):
+    a key expression the projection computes is read from the projected column instead."""
+    keys = rekey.keys
+    for node in after:
+        if isinstance(node, Project):
+            keys = tuple((name, _projected(expr, node.expressions)) for name, expr in keys)
+    return (
+        rekey
+        if keys == rekey.keys
+        else Repartition(rekey.schema, rekey.input, keys, rekey.topic_suffix)
+    )
+
+
+def _projected(expr: bound.Expr, projection: tuple[tuple[str, bound.Expr], ...]) -> bound.Expr:
+    for name, projected in projection:
+        if projected == expr:
+            return bound.ColumnRef(expr.type, name)
+    return expr
 
 
 def _kind_of(node: PlanNode) -> SourceKind:

@@ -35,7 +35,12 @@ from streamhouse_runtime.sql.catalog import (
     Source,
     SourceKind,
 )
-from streamhouse_runtime.sql.compatibility import Compatibility, upper_case_unquoted
+from streamhouse_runtime.sql.compatibility import (
+    Compatibility,
+    ksqldb_function_rules,
+    time_unit_arguments,
+    upper_case_unquoted,
+)
 from streamhouse_runtime.sql.ddl import (
     UnsupportedType,
     check_topic,
@@ -151,8 +156,10 @@ def analyze(
     except (TokenError, ValueError) as error:
         message = str(error).splitlines()[0] if str(error) else type(error).__name__
         raise SqlValidationError([SqlError(ErrorCode.SYNTAX, message, 1, 1)]) from None
+    time_unit_arguments(statements)
     if compatibility is Compatibility.KSQLDB:
         upper_case_unquoted(statements)
+        ksqldb_function_rules(statements)
         shared = _shared_under(shared, compatibility)
     analyzer = _ProgramAnalyzer(text, shared, compatibility)
     # Long operator chains (a + a + ... or NOT NOT ...) nest without parentheses.
@@ -554,7 +561,9 @@ class _QueryAnalyzer:
         self.fail = program.fail
         self.catalog = program.catalog
         self.node = node
-        self.binder = Binder(self.catalog, program.fail)
+        self.binder = Binder(
+            self.catalog, program.fail, program.compatibility is Compatibility.KSQLDB
+        )
         self.relations: list[Relation] = []
         self.query: AnalyzedQuery
 
@@ -716,7 +725,9 @@ class _QueryAnalyzer:
             )
         alias = item.alias or source.name
         fields = [RelationField(c.name, c.name, c.type) for c in source.columns]
-        fields.append(RelationField(ROWTIME, ROWTIME, t.TIMESTAMP))
+        # ROWTIME is epoch milliseconds either way; ksqlDB types it BIGINT (`ROWTIME > 100`).
+        ksqldb = self.program.compatibility is Compatibility.KSQLDB
+        fields.append(RelationField(ROWTIME, ROWTIME, t.BIGINT if ksqldb else t.TIMESTAMP))
         if source.window_type is not None:
             # A windowed source's bounds come from its keys (ksqlDB: BIGINT epoch ms).
             taken = {c.name.upper() for c in source.columns}
@@ -740,7 +751,9 @@ class _QueryAnalyzer:
     ) -> WindowSpec:
         def ms(arg: str) -> int | None:
             value = node.args.get(arg)
-            return interval_ms(value, self.fail) if value is not None else None
+            if value is None:
+                return None
+            return interval_ms(value, self.fail, allow_zero=arg == "grace")
 
         size, slide, gap = ms("size"), ms("slide"), ms("gap")
         if isinstance(node, nodes.KsqlWindow):
@@ -853,7 +866,7 @@ class _QueryAnalyzer:
                     before = interval_ms(within.args["before"], self.fail)
                     after = interval_ms(within.args["after"], self.fail)
                 if within.args.get("grace") is not None:
-                    grace = interval_ms(within.args["grace"], self.fail)
+                    grace = interval_ms(within.args["grace"], self.fail, allow_zero=True)
             else:
                 if within is not None:
                     self.fail(

@@ -65,8 +65,9 @@ AGGREGATE_NAMES = set(fn.AGGREGATES) | {
 REGEX_FUNCTIONS = frozenset({"REGEXP_EXTRACT", "REGEXP_REPLACE"})
 
 
-def interval_ms(node: exp.Expr, fail: Fail) -> int:
-    """Milliseconds of `INTERVAL '5' MINUTE` (and ksqlDB durations, normalized to that shape)."""
+def interval_ms(node: exp.Expr, fail: Fail, allow_zero: bool = False) -> int:
+    """Milliseconds of `INTERVAL '5' MINUTE` (and ksqlDB durations, normalized to that shape);
+    `allow_zero` for a grace period, which may be 0 (late records are then dropped at once)."""
     if not isinstance(node, exp.Interval):
         fail(ErrorCode.TYPE_MISMATCH, "expected an interval such as INTERVAL '5' MINUTE", node)
     amount_node = node.this
@@ -92,10 +93,13 @@ def interval_ms(node: exp.Expr, fail: Fail) -> int:
             ErrorCode.INVALID_LITERAL, f"interval amount '{amount_text[:40]}' is out of range", node
         )
     milliseconds = int(amount * UNIT_MS[unit])
-    if milliseconds <= 0:
+    if milliseconds < 0 or (milliseconds == 0 and not allow_zero):
         fail(ErrorCode.INVALID_LITERAL, "intervals must be positive", node)
     return milliseconds
 
+
+# The bound name of ROUND under ksqldb (ties toward positive infinity); not callable in SQL.
+ROUND_HALF_CEILING = "ROUND_HALF_CEILING"
 
 # sqlglot's canonical names that differ from the names users write.
 _SQLGLOT_NAMES: dict[type[exp.Expr], str] = {
@@ -196,9 +200,10 @@ def castable(source: SqlType, target: SqlType) -> bool:
 
 
 class Binder:
-    def __init__(self, catalog: Catalog, fail: Fail) -> None:
+    def __init__(self, catalog: Catalog, fail: Fail, ksqldb: bool = False) -> None:
         self.catalog = catalog
         self.fail = fail
+        self.ksqldb = ksqldb  # ksqlDB's operator rules (`+` also joins two strings)
         # The innermost `bind`'s intercept, for lambda bodies (bound outside `visit`), and the
         # parameters of the lambdas being bound, innermost last.
         self._intercept: Intercept | None = None
@@ -419,6 +424,9 @@ class Binder:
         left, right = visit(node.this), visit(node.args["expression"])
         if op in ("+", "-") and left.type.is_temporal and right.type.kind is TypeKind.INTERVAL:
             return bound.Call(left.type, op, (left, right))
+        strings = (left.type.kind, right.type.kind) == (TypeKind.VARCHAR, TypeKind.VARCHAR)
+        if self.ksqldb and op == "+" and strings:
+            return bound.Call(t.VARCHAR, "||", (left, right))
         result = t.arithmetic_result(op, left.type, right.type)
         if result is None:
             self.fail(
@@ -575,6 +583,9 @@ class Binder:
         if signature.name == "ENCODE":
             for arg, arg_node in zip(args[1:], arg_nodes[1:], strict=True):
                 self._check_literal(arg, arg_node, _encoding)
+        if self.ksqldb and signature.name == "ROUND":
+            # ksqlDB rounds a tie toward positive infinity (ROUND(-2.5) is -2), not away from 0.
+            return bound.Call(result, ROUND_HALF_CEILING, args)
         return bound.Call(result, signature.name, args)
 
     def _check_literal(

@@ -92,6 +92,7 @@ _PLAIN_CALLS = frozenset(
         *("DEGREES", "RADIANS", "PI", "CBRT", "TRUNC", "RANDOM", "CHR", "UUID", "ENCODE"),
         *("ARRAY_DISTINCT", "ARRAY_EXCEPT", "ARRAY_INTERSECT", "ARRAY_JOIN", "ARRAY_MAX"),
         *("ARRAY_MIN", "ARRAY_REMOVE", "ARRAY_SORT", "ARRAY_UNION", "MAP_KEYS", "JSON_KEYS"),
+        *("GENERATE_SERIES", "REGEXP_EXTRACT_ALL", "UNIX_DATE"),
         "MAP",  # ksqlDB's MAP(k := v, ...) takes any number of entries, sqlglot's at most two
         *("TRANSFORM", "FILTER", "REDUCE"),  # ksqlDB's lambda functions, 2 or 3 arguments
     )

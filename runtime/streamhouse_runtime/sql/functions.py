@@ -94,6 +94,13 @@ def _is_time(x: SqlType) -> bool:
     return x.kind in (TypeKind.TIMESTAMP, TypeKind.BIGINT, TypeKind.DATE)
 
 
+def _is_date(x: SqlType) -> bool:
+    return x.kind is TypeKind.DATE
+
+
+_timestamp = _fixed(t.TIMESTAMP)
+
+
 def _is_array(x: SqlType) -> bool:
     return x.kind is TypeKind.ARRAY
 
@@ -143,6 +150,7 @@ DOUBLE_FUNCTIONS = (
 
 ARRAY = (_is_array, "an array")
 MAP = (lambda x: x.kind is TypeKind.MAP, "a map")
+FLAG = (lambda x: x.kind is TypeKind.BOOLEAN, "a boolean")
 ARRAY_SETS = ("ARRAY_EXCEPT", "ARRAY_INTERSECT", "ARRAY_UNION")
 _NESTED = (TypeKind.ARRAY, TypeKind.MAP, TypeKind.STRUCT)
 
@@ -158,6 +166,27 @@ def _two_arrays(args: Sequence[SqlType]) -> str | None:
 def _same_array(args: Sequence[SqlType]) -> SqlType:
     arrays = [a for a in args if not a.is_null]
     return arrays[0] if arrays else t.array(t.NULL)
+
+
+def _two_maps(args: Sequence[SqlType]) -> str | None:
+    problem = _each(MAP, MAP)(args)
+    if problem is None and not any(a.is_null for a in args) and args[0] != args[1]:
+        return f"argument 2 has type {args[1]}, not {args[0]} like argument 1"
+    return problem
+
+
+def _same_map(args: Sequence[SqlType]) -> SqlType:
+    maps = [a for a in args if not a.is_null]
+    return maps[0] if maps else t.map_of(t.VARCHAR, t.NULL)
+
+
+def _entries_result(args: Sequence[SqlType]) -> SqlType:
+    entry = t.struct([("K", args[0].key or t.VARCHAR), ("V", args[0].element or t.NULL)])
+    return t.array(entry)
+
+
+def _series_result(args: Sequence[SqlType]) -> SqlType:
+    return t.array(t.BIGINT if any(a.kind is TypeKind.BIGINT for a in args) else t.INTEGER)
 
 
 def _array_and_element(args: Sequence[SqlType]) -> str | None:
@@ -233,6 +262,10 @@ SCALARS: dict[str, Signature] = {
         Signature("SPLIT_TO_MAP", 3, 3, _all(*STRING), _fixed(t.map_of(t.VARCHAR, t.VARCHAR))),
         Signature("REGEXP_EXTRACT", 2, 3, _each(STRING, STRING, INTEGRAL), _fixed(t.VARCHAR)),
         Signature("REGEXP_REPLACE", 3, 3, _all(*STRING), _fixed(t.VARCHAR)),
+        Signature(
+            "REGEXP_EXTRACT_ALL", 2, 3, _each(STRING, STRING, INTEGRAL), _fixed(t.array(t.VARCHAR))
+        ),
+        Signature("REGEXP_SPLIT_TO_ARRAY", 2, 2, _all(*STRING), _fixed(t.array(t.VARCHAR))),
         # math
         Signature("ABS", 1, 1, _all(*NUMBER), _first),
         Signature("CEIL", 1, 2, _each(NUMBER, INTEGRAL), _ceil_floor_result),
@@ -264,6 +297,25 @@ SCALARS: dict[str, Signature] = {
         ),
         Signature("STRINGTOTIMESTAMP", 2, 3, _all(*STRING), _fixed(t.TIMESTAMP)),
         Signature("DATE_FORMAT", 2, 2, _each((_is_time, "a timestamp"), STRING), _fixed(t.VARCHAR)),
+        *(
+            Signature(name, 3, 3, _each(STRING, INTEGRAL, (_is_time, "a timestamp")), _timestamp)
+            for name in ("TIMESTAMPADD", "TIMESTAMPSUB")
+        ),
+        *(
+            Signature(name, 3, 3, _each(STRING, INTEGRAL, (_is_date, "a date")), _fixed(t.DATE))
+            for name in ("DATEADD", "DATESUB")
+        ),
+        Signature("UNIX_DATE", 1, 1, _each((_is_date, "a date")), _fixed(t.INTEGER)),
+        Signature("FROM_DAYS", 1, 1, _all(*INTEGRAL), _fixed(t.DATE)),
+        Signature("PARSE_DATE", 2, 2, _all(*STRING), _fixed(t.DATE)),
+        Signature("FORMAT_DATE", 2, 2, _each((_is_date, "a date"), STRING), _fixed(t.VARCHAR)),
+        Signature(
+            "CONVERT_TZ",
+            3,
+            3,
+            _each((_is_time, "a timestamp"), STRING, STRING),
+            _fixed(t.TIMESTAMP),
+        ),
         # collections
         Signature(
             "CARDINALITY", 1, 1, _each((_is_collection, "an array or map")), _fixed(t.INTEGER)
@@ -290,6 +342,10 @@ SCALARS: dict[str, Signature] = {
         Signature("TO_JSON_STRING", 1, 1, _any, _varchar),
         Signature("EXTRACTJSONFIELD", 2, 2, _all(*STRING), _varchar),
         Signature("MAP_VALUES", 1, 1, _each(MAP), lambda a: t.array(a[0].element or t.NULL)),
+        Signature("MAP_UNION", 2, 2, _two_maps, _same_map),
+        Signature("ENTRIES", 2, 2, _each(MAP, FLAG), _entries_result),
+        Signature("GENERATE_SERIES", 2, 3, _each(INTEGRAL, INTEGRAL, INTEGRAL), _series_result),
+        Signature("JSON_RECORDS", 1, 1, _all(*STRING), _fixed(t.map_of(t.VARCHAR, t.VARCHAR))),
         # constructors (ARRAY[...], MAP(k := v), STRUCT(f := v) are bound in constructors.py)
         Signature("AS_MAP", 2, 2, _as_map_check, _as_map_result),
         Signature("AS_VALUE", 1, 1, _any, _first),
@@ -314,6 +370,8 @@ ALIASES = {
     "STDDEV_SAMPLE": "STDDEV_SAMP",  # ksqlDB 0.25's name for the standard deviation
     "VAR_SAMP": "VARIANCE",
     "CORR": "CORRELATION",
+    "PARSE_TIMESTAMP": "STRINGTOTIMESTAMP",  # ksqlDB's names for the TIMESTAMP type's functions
+    "FORMAT_TIMESTAMP": "TIMESTAMPTOSTRING",
 }
 
 

@@ -179,3 +179,73 @@ def test_element_at_and_collections() -> None:
     assert fx.concat_ws(None, "a") is None
     assert fx.greatest(1, 3, 2) == 3
     assert fx.least("b", "a") == "a"
+
+
+def test_ksqldb_collection_json_regex_and_zone_functions() -> None:
+    assert fx.map_union({"a": 1, "b": 2}, {"b": 20}) == {"a": 1, "b": 20}
+    assert fx.map_union(None, {"b": 2}) == {"b": 2}
+    assert fx.map_union({"a": 1}, None) == {"a": 1}
+    assert fx.map_union(None, None) is None
+    assert fx.generate_series(1, 3) == [1, 2, 3]
+    assert fx.generate_series(3, 1) == [3, 2, 1]
+    assert fx.generate_series(0, 10, 5) == [0, 5, 10]
+    assert fx.generate_series(0, 9, 5) == [0, 5]
+    assert fx.generate_series(2, 2) == [2]
+    for start, end, step in ((1, 3, 0), (1, 3, -1), (3, 1, 1)):
+        with pytest.raises(ValueError, match="GENERATE_SERIES"):
+            fx.generate_series(start, end, step)
+    assert fx.json_records('{"a": 1, "b": {"c": [true]}}') == {"a": "1", "b": '{"c":[true]}'}
+    assert fx.json_records("[1]") is None
+    assert fx.json_records("not json") is None
+    assert fx.regexp_extract_all("a1b22", "[0-9]+") == ["1", "22"]
+    assert fx.regexp_extract_all("k=1 j=2", "(\\w)=(\\d)", 2) == ["1", "2"]
+    assert fx.regexp_extract_all("abc", "[0-9]") == []
+    assert fx.regexp_extract_all("abc", "(b)", 5) == []
+    assert fx.regexp_split_to_array("a1b22c", "[0-9]+") == ["a", "b", "c"]
+    assert fx.regexp_split_to_array("1a1", "1") == ["", "a", ""]
+    noon = 1600000000000  # 2020-09-13 12:26:40 UTC
+    assert fx.convert_tz(noon, "UTC", "Asia/Kolkata") == noon + 5 * 3600000 + 30 * 60000
+    assert fx.convert_tz(noon, "America/Los_Angeles", "UTC") == noon + 7 * 3600000
+    assert fx.convert_tz(noon + 7, "UTC", "UTC") == noon + 7
+
+
+def test_ksqldb_timestamp_and_date_arithmetic() -> None:
+    noon = 1600000000000  # 2020-09-13 12:26:40 UTC
+    assert fx.timestamp_add("SECONDS", 10, noon) == noon + 10_000
+    assert fx.timestamp_add("minute", 2, noon) == noon + 120_000
+    assert fx.timestamp_sub("DAYS", 1, noon) == noon - 86_400_000
+    assert fx.timestamp_add("MONTHS", 1, noon) == 1602592000000  # 2020-10-13 12:26:40
+    jan31 = 1706659200123  # 2024-01-31 00:00:00.123
+    assert fx.timestamp_add("MONTHS", 1, jan31) == 1709164800123  # 2024-02-29, the last day
+    assert fx.timestamp_add("YEARS", -1, jan31) == jan31 - 365 * 86_400_000
+    assert fx.timestamp_add("MONTHS", -1, -86_400_000) == -32 * 86_400_000  # 1969-11-30
+    with pytest.raises(ValueError, match="unknown time unit"):
+        fx.timestamp_add("FORTNIGHTS", 1, noon)
+    jan2 = 19724  # 2024-01-02
+    assert fx.date_add("DAYS", 30, jan2) == jan2 + 30
+    assert fx.date_add("MONTHS", 1, jan2) == jan2 + 31
+    assert fx.date_sub("WEEKS", 1, jan2) == jan2 - 7
+    with pytest.raises(ValueError, match="DATEADD"):
+        fx.date_add("HOURS", 1, jan2)
+    assert fx.parse_date_pattern("02.01.2024", "dd.MM.yyyy") == jan2
+    assert fx.format_date_pattern(jan2, "yyyy/MM/dd") == "2024/01/02"
+    assert fx.format_date_pattern(-1, "yyyy-MM-dd") == "1969-12-31"
+    assert fx.unix_date(jan2) == fx.from_days(jan2) == jan2
+
+
+def test_ksqldb_round_sends_ties_toward_positive_infinity() -> None:
+    assert [fx.round_half_ceiling(x) for x in (2.5, -2.5, -2.6, 2.4)] == [3.0, -2.0, -3.0, 2.0]
+    assert fx.round_half_ceiling(Decimal("-1.5")) == Decimal(-1)
+    assert fx.round_half_ceiling(Decimal("1.5")) == Decimal(2)
+    assert fx.round_half_ceiling(Decimal("-1.45"), 1) == Decimal("-1.4")
+    assert fx.round_half_ceiling(-15, -1) == -10
+    assert fx.round_half_ceiling(15, -1) == 20
+    assert fx.round_half_ceiling(-16, -1) == -20
+    assert fx.round_half_ceiling(123.456, 2) == 123.46
+    assert fx.round_half_up(-2.5) == -3.0  # the default mode's SQL rule: away from zero
+
+
+def test_entries_are_key_value_structs() -> None:
+    assert fx.entries({"b": 2, "a": 1}, True) == [{"K": "a", "V": 1}, {"K": "b", "V": 2}]
+    assert fx.entries({"b": 2, "a": None}, False) == [{"K": "b", "V": 2}, {"K": "a", "V": None}]
+    assert fx.entries({}, None) == []

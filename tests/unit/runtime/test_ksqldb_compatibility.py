@@ -18,6 +18,7 @@ from streamhouse_runtime.cli import main
 from streamhouse_runtime.config import load_config
 from streamhouse_runtime.sql.analyzer import analyze
 from streamhouse_runtime.sql.compatibility import Compatibility
+from streamhouse_runtime.sql.errors import SqlValidationError
 from streamhouse_runtime.testing.runner import OfflineRun
 from tests.unit.operator.spec_cases import BASE_SPEC
 from tests.unit.operator.test_builders import context, env
@@ -591,3 +592,93 @@ def test_a_windowed_output_registered_in_the_catalog_keeps_its_windowed_keys() -
     assert "window_type = 'HOPPING'" in text
     (declared,) = analyze(text).catalog.sources.values()
     assert (declared.window_type, declared.window_size_ms) == ("HOPPING", 60_000)
+
+
+# --- function conventions ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("expression", "ksqldb", "default"),
+    [
+        ("GREATEST(v, CAST(NULL AS BIGINT), 3)", 5, None),
+        ("LEAST(v, CAST(NULL AS BIGINT), 3)", 3, None),
+        ("GREATEST(CAST(NULL AS BIGINT), CAST(NULL AS BIGINT))", None, None),
+        ("ARRAY_CONTAINS(CAST(NULL AS ARRAY<INT>), 1)", False, None),
+        ("ARRAY_CONTAINS(ARRAY[1, 2], 2)", True, True),
+    ],
+)
+def test_greatest_least_and_array_contains_follow_ksqldb_on_nulls(
+    expression: str, ksqldb: object, default: object
+) -> None:
+    sql = DDL + f"CREATE STREAM out AS SELECT k, {expression} AS x FROM s;"
+    for mode, wanted in ((KSQLDB, ksqldb), (Compatibility.DEFAULT, default)):
+        (output,) = _run(sql, [_row("a", 1, v=5)], mode)
+        assert output["value"]["X" if mode is KSQLDB else "x"] == wanted, mode
+
+
+def test_regexp_extract_takes_the_pattern_first_under_ksqldb() -> None:
+    rows = [{"topic": "s", "key": "a", "value": {"k2": "joe@example.com"}, "timestamp": 1}]
+    ddl = "CREATE STREAM s (k VARCHAR KEY, k2 VARCHAR) WITH (kafka_topic='s', value_format='JSON');"
+    ksqldb = ddl + "CREATE STREAM out AS SELECT k, REGEXP_EXTRACT('@(.*)', k2, 1) AS d FROM s;"
+    default = ddl + "CREATE STREAM out AS SELECT k, REGEXP_EXTRACT(k2, '@(.*)', 1) AS d FROM s;"
+    assert _run(ksqldb, rows)[0]["value"] == {"D": "example.com"}
+    assert _run(default, rows, Compatibility.DEFAULT)[0]["value"]["d"] == "example.com"
+
+
+@pytest.mark.parametrize("mode", list(Compatibility))
+def test_a_grace_period_may_be_zero(mode: Compatibility) -> None:
+    sql = DDL + (
+        "CREATE TABLE out AS SELECT k, COUNT(*) AS n FROM s "
+        "WINDOW TUMBLING (SIZE 10 SECONDS, GRACE PERIOD 0 SECONDS) GROUP BY k;"
+    )
+    assert analyze(sql, compatibility=mode).persistent_queries
+    with pytest.raises(Exception, match="intervals must be positive"):
+        analyze(sql.replace("SIZE 10 SECONDS", "SIZE 0 SECONDS"), compatibility=mode)
+
+
+def test_plus_joins_strings_and_rowtime_is_a_bigint_under_ksqldb() -> None:
+    sql = DDL + "CREATE STREAM out AS SELECT k, k + '-' + k AS kk, ROWTIME AS rt FROM s;"
+    (output,) = _run(sql, [_row("a", 1234, v=5)])
+    assert output["value"] == {"KK": "a-a", "RT": 1234}
+    (statement,) = analyze(sql, compatibility=KSQLDB).persistent_queries
+    assert statement.sink is not None
+    assert [str(c.type) for c in statement.sink.columns][-1] == "BIGINT"
+    with pytest.raises(SqlValidationError, match="needs numbers"):
+        analyze(sql)
+    where = DDL + "CREATE STREAM out AS SELECT k, v FROM s WHERE ROWTIME >= 100;"
+    assert [o["key"] for o in _run(where, [_row("a", 99, v=1), _row("b", 100, v=2)])] == ["b"]
+    with pytest.raises(SqlValidationError, match="cannot compare TIMESTAMP"):
+        analyze(where)
+
+
+def test_sum_of_only_nulls_is_zero_under_ksqldb_and_null_by_default() -> None:
+    sql = DDL + "CREATE TABLE out AS SELECT k, SUM(st->f) AS total FROM s GROUP BY k;"
+    rows = [_row("a", 1, v=1), _row("a", 2, v=1, st={"f": 4})]
+    assert [o["value"]["TOTAL"] for o in _run(sql, rows)] == [0, 4]
+    assert [o["value"]["total"] for o in _run(sql, rows, Compatibility.DEFAULT)] == [None, 4]
+
+
+@pytest.mark.parametrize("mode", list(Compatibility))
+@pytest.mark.parametrize(
+    "query",
+    [
+        "SELECT UCASE(k) AS region, v FROM s PARTITION BY UCASE(k)",
+        "SELECT k AS region, v FROM s PARTITION BY k",
+    ],
+)
+def test_partition_by_an_expression_the_projection_renames_keys_the_output(
+    mode: Compatibility, query: str
+) -> None:
+    """The re-key runs on the projected rows: it reads the key from the projected column."""
+    (output,) = _run(DDL + f"CREATE STREAM out AS {query};", [_row("eu", 1, v=5)], mode)
+    assert output["key"] == ("EU" if "UCASE" in query else "eu")
+
+
+def test_round_sends_ties_up_under_ksqldb_and_away_from_zero_by_default() -> None:
+    ddl = "CREATE STREAM s (k VARCHAR KEY, x DOUBLE) WITH (kafka_topic='s', value_format='JSON');"
+    sql = ddl + "CREATE STREAM out AS SELECT k, ROUND(x) AS r, ROUND(x, 1) AS r1 FROM s;"
+    rows = [{"topic": "s", "key": "a", "value": {"x": -2.5}, "timestamp": 1}]
+    rows.append({"topic": "s", "key": "b", "value": {"x": -0.25}, "timestamp": 2})
+    assert [o["value"] for o in _run(sql, rows)] == [{"R": -2, "R1": -2.5}, {"R": 0, "R1": -0.2}]
+    default = [o["value"] for o in _run(sql, rows, Compatibility.DEFAULT)]
+    assert [(v["r"], v["r1"]) for v in default] == [(-3, -2.5), (0, -0.3)]
