@@ -153,10 +153,15 @@ def read_messages(bootstrap: str, topic: str, expect: int, timeout_s: float = 60
 
 
 def _cluster_id() -> str:
-    """A Kafka cluster id: 16 random bytes, URL-safe base64 without padding."""
+    """A Kafka cluster id: 16 random bytes, URL-safe base64 without padding, never starting
+    with `-` (the storage tool would read it as an option; Kafka's `Uuid.randomUuid` draws
+    again in that case too)."""
     import base64
 
-    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+    while True:
+        text = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not text.startswith("-"):
+            return text
 
 
 def _server_properties(data_dir: Path, broker_port: int, controller_port: int) -> str:
