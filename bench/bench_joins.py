@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -114,12 +115,19 @@ def committed(admin: AdminClient, group: str, topics: list[str]) -> int:
 
 
 def wait_for_commits(
-    admin: AdminClient, group: str, topics: list[str], records: int, limit_s: float
+    admin: AdminClient,
+    group: str,
+    topics: list[str],
+    records: int,
+    limit_s: float,
+    process: subprocess.Popen[bytes] | None = None,
 ) -> float:
     """Seconds from the first committed progress on `topics` to every input offset."""
     started = None
     deadline = time.monotonic() + limit_s
     while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            raise RuntimeError(f"{group} exited with {process.returncode} before the end")
         done = committed(admin, group, topics)
         now = time.perf_counter()
         if started is None and done > 0:
@@ -173,7 +181,7 @@ def run_quix(
         log,
     )  # fmt: skip
     try:
-        return records / wait_for_commits(broker.admin(), group, timed, records, 900)
+        return records / wait_for_commits(broker.admin(), group, timed, records, 900, process)
     finally:
         stop_process(process)
 

@@ -38,7 +38,7 @@ def main() -> None:
             right_sdf,
             how="inner",
             on_merge="keep-left",
-            grace_ms=1_000,
+            grace_ms=6_000,  # Quix refuses a grace shorter than backward_ms
             backward_ms=5_000,
             forward_ms=5_000,
         )
