@@ -241,18 +241,21 @@ class QueryRuntime:
             log.info("bootstrapping table %s[%d]: offsets %d to %d", topic, partition, start, high)
 
     def _caught_up(self, topic: str, partition: int, next_offset: int | None) -> bool | None:
-        """Whether a join port's partition has nothing more to read now, from the consumer's
-        last fetch: True, False (more records are there), None (not known yet)."""
+        """Whether a join port's partition has nothing more to read now (asked when its queue
+        is empty), from the consumer's last fetch: True, False (more records are there), None
+        (not known yet). The consumer's position counts records the application never sees
+        (transaction markers), so a partition whose last offset is a marker is caught up."""
         assert self.consumer is not None
+        slot = TopicPartition(topic, partition)
         try:
-            _, high = self.consumer.get_watermark_offsets(
-                TopicPartition(topic, partition), cached=True
-            )
+            _, high = self.consumer.get_watermark_offsets(slot, cached=True)
+            (consumed,) = self.consumer.position([slot])
         except KafkaException:
             return None
-        if high < 0 or next_offset is None:
+        reached = max(consumed.offset, next_offset if next_offset is not None else -1)
+        if high < 0 or reached < 0:
             return None
-        return next_offset >= high
+        return reached >= high
 
     def _clients(self) -> tuple[Consumer, Producer]:
         consumer = Consumer(

@@ -9,6 +9,7 @@ after the expected ones and are not compared.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -19,7 +20,8 @@ from confluent_kafka import Message, Producer
 
 from streamhouse_runtime.io.serde import key_serde, value_serde
 from streamhouse_runtime.sql.analyzer import analyze
-from streamhouse_runtime.sql.catalog import Source
+from streamhouse_runtime.sql.catalog import Format, Source
+from streamhouse_runtime.sql.compatibility import Compatibility, parse_compatibility
 from streamhouse_runtime.sql.declarations import catalog_of, load_catalog, prelude
 from streamhouse_runtime.testing.runner import compare
 
@@ -96,29 +98,38 @@ class Example:
         sql: str = self.manifest["spec"]["sql"]
         for old, new in renamed.items():
             sql = sql.replace(f"kafka_topic = '{old}'", f"kafka_topic = '{new}'")
+        named = re.search(r"WITH \(kafka_topic = '[^']*'\) AS\n", sql)
+        if named is not None:  # the sink names its topic already
+            return sql.replace(named.group(0), f"WITH (kafka_topic = '{output}') AS\n", 1)
         return sql.replace(" AS\n", f" WITH (kafka_topic = '{output}') AS\n", 1)
+
+    @property
+    def compatibility(self) -> Compatibility:
+        """The SQL rules the manifest asks for (`spec.compatibility`)."""
+        return parse_compatibility(self.manifest["spec"].get("compatibility") or "default")
 
     def produce(self, bootstrap: str, sql: str, topics: str | dict[str, str]) -> None:
         """The example's input, then the closing record, into `topics` (as in `sql_for`)."""
         renamed = topics if isinstance(topics, dict) else {self.source_topic: topics}
-        program = analyze(sql)
+        program = analyze(sql, compatibility=self.compatibility)
         producer = Producer({"bootstrap.servers": bootstrap, "partitioner": "murmur2_random"})
         for item in [*self.inputs, watermark_record(self.inputs)]:
             topic = renamed[item["topic"]]
             source = next(s for s in program.catalog.sources.values() if s.topic == topic)
             value = item["value"]
-            encoded = (
-                value_serde(source.value_format, list(source.columns)).encode(value)
-                if value is not None
-                else None
-            )
+            if value is None:
+                encoded = None
+            elif source.value_format is Format.JSON:  # as written, like `streamhouse test`
+                encoded = json.dumps(value).encode()
+            else:
+                encoded = value_serde(source.value_format, list(source.columns)).encode(value)
             key_bytes = _key_bytes(source, item.get("key"))
             producer.produce(topic, encoded, key_bytes, timestamp=item["timestamp"])
         assert producer.flush(30) == 0
 
     def mismatches(self, sql: str, output: str, messages: list[Message]) -> list[str]:
         """Differences between the expected outputs and the first messages of `output`."""
-        sink = analyze(sql).persistent_queries[0].sink
+        sink = analyze(sql, compatibility=self.compatibility).persistent_queries[0].sink
         assert sink is not None
         decode = value_serde(sink.value_format, list(sink.columns)).decode
         actual = [

@@ -28,7 +28,11 @@ def test_example_through_the_broker(
 
     sql_file = tmp_path / "query.sql"
     sql_file.write_text(sql)
-    query = QueryProcess(sql_file, tmp_path, kafka_broker.bootstrap, uuid.uuid4().hex[:10])
+    query = QueryProcess(
+        sql_file, tmp_path, kafka_broker.bootstrap, uuid.uuid4().hex[:10],
+        # What the operator passes on from the manifest's spec.compatibility.
+        extra_env={"STREAMHOUSE_COMPATIBILITY": example.compatibility.value},
+    )  # fmt: skip
     query.start()
     try:
         messages = read_messages(kafka_broker.bootstrap, output, len(example.expected))

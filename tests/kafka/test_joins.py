@@ -257,3 +257,45 @@ def test_table_table_join_follows_updates_and_tombstones_of_both_sides(
         assert latest["u10"] == {"user_id": "u10", "name": "user10", "theme": "light"}
     finally:
         _stop(pods)
+
+
+def test_inputs_written_in_transactions_bootstrap_and_join(
+    kafka_broker: KafkaBroker, make_topic: Callable[..., str], tmp_path: Path
+) -> None:
+    """The last offset of a partition written in a transaction is its commit marker, which a
+    consumer never returns: the table's bootstrap still ends, and an empty stream port still
+    counts as caught up."""
+    orders = make_topic("orders", partitions=2)
+    customers = make_topic("customers", partitions=2)
+    out = f"enriched_{orders}"
+    sql = (
+        f"CREATE STREAM orders (order_id BIGINT, customer_id VARCHAR KEY) "
+        f"WITH (kafka_topic='{orders}', value_format='JSON');\n"
+        f"CREATE TABLE customers (customer_id VARCHAR PRIMARY KEY, name VARCHAR) "
+        f"WITH (kafka_topic='{customers}', value_format='JSON');\n"
+        f"CREATE STREAM enriched WITH (kafka_topic='{out}') AS "
+        "SELECT o.order_id, c.name FROM orders o JOIN customers c "
+        "ON o.customer_id = c.customer_id;"
+    )
+    base = int(time.time() * 1000) - 600_000
+    producer = Producer(
+        {"bootstrap.servers": kafka_broker.bootstrap, "partitioner": "murmur2_random",
+         "transactional.id": f"tx-{uuid.uuid4().hex[:8]}"}
+    )  # fmt: skip
+    producer.init_transactions(30)
+    producer.begin_transaction()
+    for n in range(8):
+        _send(producer, customers, f"c{n}", {"name": f"name-c{n}"}, base + n)
+    producer.commit_transaction(30)
+    producer.begin_transaction()
+    for n in range(16):
+        _send(producer, orders, f"c{n % 8}", {"order_id": n}, base + 100 + n)
+    producer.commit_transaction(30)
+    pods = _pods(kafka_broker, tmp_path, sql, replicas=1)
+    try:
+        rows = _values(kafka_broker, out, 16)
+        assert sorted((r["order_id"], r["name"]) for r in rows) == [
+            (n, f"name-c{n % 8}") for n in range(16)
+        ]
+    finally:
+        _stop(pods)

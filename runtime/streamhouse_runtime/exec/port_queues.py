@@ -75,7 +75,9 @@ class PortQueues:
             while queue and queue[0].offset < end:
                 run.append(queue.popleft())
             if not run:
-                if queue:  # past the end offset of the bootstrap: it is done
+                # Past the end offset (a record beyond it is queued), or caught up short of
+                # it (the last offsets held a transaction marker or were compacted away).
+                if queue or caught_up(booting) is True:
                     self.bootstrap_end[booting] = None
                     return self.take(now_ms, max_idle_ms, caught_up, final)
                 return None
