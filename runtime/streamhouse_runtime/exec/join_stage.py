@@ -27,7 +27,6 @@ from streamhouse_runtime.exec.pipeline import (
     ERROR_HEADER,
     KEY_CACHE_ENTRIES,
     ROWTIME,
-    ErrorPolicy,
     Headers,
     KafkaRecord,
     QueryFailed,
@@ -36,7 +35,8 @@ from streamhouse_runtime.exec.pipeline import (
     StageSettings,
     _chain,
     _columns,
-    failure_reason,
+    handle_bad_record,
+    send_dead_letter,
     sink_value_columns,
 )
 from streamhouse_runtime.exec.port_queues import NEVER, PortQueues, Queued
@@ -546,29 +546,7 @@ class JoinStageExecutor:
     def _bad_record(
         self, record: KafkaRecord, error: Exception, out: RecordSink, topic: str
     ) -> None:
-        policy = self.settings.error_policy
-        reason = failure_reason(error)
-        if policy is ErrorPolicy.FAIL:
-            raise QueryFailed(
-                f"{reason} at {record.topic()}[{record.partition()}]@{record.offset()}"
-            ) from error
-        if policy is ErrorPolicy.SKIP:
-            self.counters.skipped += 1
-            return
-        headers: Headers = [(k, v) for k, v in (record.headers() or ()) if v is not None]
-        headers += [
-            (ERROR_HEADER + "reason", reason.encode()),
-            (ERROR_HEADER + "topic", topic.encode()),
-            (ERROR_HEADER + "partition", str(record.partition()).encode()),
-            (ERROR_HEADER + "offset", str(record.offset()).encode()),
-            (ERROR_HEADER + "query", self.settings.query_id.encode()),
-            (ERROR_HEADER + "timestamp", str(record.timestamp()[1]).encode()),
-        ]
-        out.send(
-            self.settings.dead_letter_topic, record.key(), record.value(),
-            int(time.time() * 1000), headers,
-        )  # fmt: skip
-        self.counters.dead_lettered += 1
+        handle_bad_record(self.settings, self.counters, record, error, topic, out)
 
     def dead_letter_refused(
         self,
@@ -586,8 +564,8 @@ class JoinStageExecutor:
             (ERROR_HEADER + "output-topic", topic.encode()),
             (ERROR_HEADER + "query", self.settings.query_id.encode()),
         ]
-        out.send(self.settings.dead_letter_topic, key, value, int(time.time() * 1000), headers)
-        self.counters.dead_lettered += 1
+        now_ms = int(time.time() * 1000)
+        send_dead_letter(self.settings, self.counters, key, value, now_ms, headers, out)
 
     # -- time ------------------------------------------------------------------------------
 

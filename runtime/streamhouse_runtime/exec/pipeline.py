@@ -284,6 +284,76 @@ def _header_bytes(headers: Headers | None) -> int:
     return sum(len(k) + (len(v) if v else 0) for k, v in headers) if headers else 0
 
 
+def handle_bad_record(
+    settings: StageSettings,
+    counters: StageCounters,
+    record: KafkaRecord,
+    error: Exception,
+    topic: str,
+    out: RecordSink,
+) -> None:
+    """A record that failed, the error policy's way: stop the query, skip it, or send it to
+    the dead-letter topic (what every stage executor does with its bad records)."""
+    reason = failure_reason(error)
+    if settings.error_policy is ErrorPolicy.FAIL:
+        raise QueryFailed(
+            f"{reason} at {record.topic()}[{record.partition()}]@{record.offset()}"
+        ) from error
+    if settings.error_policy is ErrorPolicy.SKIP:
+        counters.skipped += 1
+        return
+    dead_letter_record(settings, counters, record, reason, topic, out)
+
+
+def dead_letter_record(
+    settings: StageSettings,
+    counters: StageCounters,
+    record: KafkaRecord,
+    reason: str,
+    topic: str,
+    out: RecordSink,
+) -> None:
+    """An input record as a dead letter: its own bytes and headers, plus where it came from
+    (`topic`: the stage's input it was read from) and why."""
+    headers: Headers = [
+        (k, v) for k, v in (record.headers() or ()) if v is not None
+    ]  # the original headers travel with the dead letter
+    headers += [
+        (ERROR_HEADER + "reason", reason.encode()),
+        (ERROR_HEADER + "topic", topic.encode()),
+        (ERROR_HEADER + "partition", str(record.partition()).encode()),
+        (ERROR_HEADER + "offset", str(record.offset()).encode()),
+        (ERROR_HEADER + "query", settings.query_id.encode()),
+    ]
+    send_dead_letter(
+        settings, counters, record.key(), record.value(), record.timestamp()[1], headers, out
+    )
+
+
+def send_dead_letter(
+    settings: StageSettings,
+    counters: StageCounters,
+    key: bytes | None,
+    value: bytes | None,
+    timestamp_ms: int,
+    headers: Headers,
+    out: RecordSink,
+) -> None:
+    """Write one dead letter. It carries the wall-clock time (the original timestamp is
+    a header: it may be one the topic refuses) and, if the original bytes are larger
+    than the dead-letter topic takes, only the key and headers (a header says so)."""
+    limits = settings.dead_letter_limits
+    headers.append((ERROR_HEADER + "timestamp", str(timestamp_ms).encode()))
+    size = (len(key) if key else 0) + (len(value) if value else 0) + _header_bytes(headers)
+    if size + RECORD_OVERHEAD > limits.max_message_bytes:
+        headers.append((ERROR_HEADER + "value-dropped", str(len(value or b"")).encode()))
+        value = None
+        if (len(key) if key else 0) + RECORD_OVERHEAD > limits.max_message_bytes:
+            key = None
+    out.send(settings.dead_letter_topic, key, value, int(time.time() * 1000), headers)
+    counters.dead_lettered += 1
+
+
 class StageExecutor:
     """One stage: decode, transform, (aggregate), encode; with error and late handling."""
 
@@ -845,29 +915,10 @@ class StageExecutor:
     # -- errors ----------------------------------------------------------------------------
 
     def _bad_record(self, record: KafkaRecord, error: Exception, out: RecordSink) -> None:
-        policy = self.settings.error_policy
-        reason = failure_reason(error)
-        if policy is ErrorPolicy.FAIL:
-            raise QueryFailed(
-                f"{reason} at {record.topic()}[{record.partition()}]@{record.offset()}"
-            ) from error
-        if policy is ErrorPolicy.SKIP:
-            self.counters.skipped += 1
-            return
-        self._dead_letter(record, reason, out)
+        handle_bad_record(self.settings, self.counters, record, error, self.input_topic, out)
 
     def _dead_letter(self, record: KafkaRecord, reason: str, out: RecordSink) -> None:
-        headers: Headers = [
-            (k, v) for k, v in (record.headers() or ()) if v is not None
-        ]  # the original headers travel with the dead letter
-        headers += [
-            (ERROR_HEADER + "reason", reason.encode()),
-            (ERROR_HEADER + "topic", self.input_topic.encode()),
-            (ERROR_HEADER + "partition", str(record.partition()).encode()),
-            (ERROR_HEADER + "offset", str(record.offset()).encode()),
-            (ERROR_HEADER + "query", self.settings.query_id.encode()),
-        ]
-        self._send_dead_letter(record.key(), record.value(), record.timestamp()[1], headers, out)
+        dead_letter_record(self.settings, self.counters, record, reason, self.input_topic, out)
 
     def _send_dead_letter(
         self,
@@ -877,21 +928,7 @@ class StageExecutor:
         headers: Headers,
         out: RecordSink,
     ) -> None:
-        """Write one dead letter. It carries the wall-clock time (the original timestamp is
-        a header: it may be one the topic refuses) and, if the original bytes are larger
-        than the dead-letter topic takes, only the key and headers (a header says so)."""
-        topic = self.settings.dead_letter_topic
-        limits = self.settings.dead_letter_limits
-        now_ms = int(time.time() * 1000)
-        headers.append((ERROR_HEADER + "timestamp", str(timestamp_ms).encode()))
-        size = (len(key) if key else 0) + (len(value) if value else 0) + _header_bytes(headers)
-        if size + RECORD_OVERHEAD > limits.max_message_bytes:
-            headers.append((ERROR_HEADER + "value-dropped", str(len(value or b"")).encode()))
-            value = None
-            if (len(key) if key else 0) + RECORD_OVERHEAD > limits.max_message_bytes:
-                key = None
-        out.send(topic, key, value, now_ms, headers)
-        self.counters.dead_lettered += 1
+        send_dead_letter(self.settings, self.counters, key, value, timestamp_ms, headers, out)
 
     def _dead_letter_output(self, emitted: Emitted, reason: str, out: RecordSink) -> None:
         """A result that belongs to no single input record (a closed window) and cannot be

@@ -13,6 +13,7 @@ import pytest
 from streamhouse_runtime.exec.join_stage import JoinStageExecutor
 from streamhouse_runtime.exec.pipeline import MemoryRecord, StageSettings
 from streamhouse_runtime.exec.topology import JoinStageSpec, NotExecutable, split_stages
+from streamhouse_runtime.io.limits import TopicLimits
 from streamhouse_runtime.io.partitioner import java_partition
 from streamhouse_runtime.plan.nodes import Sink
 from streamhouse_runtime.plan.planner import plan_statement
@@ -326,3 +327,21 @@ def test_a_restarted_table_table_join_remembers_both_sides() -> None:
     (joined,) = out.records["user_prefs"]
     assert json.loads(joined.value or b"") == {"user_id": "u1", "name": "Ann", "theme": "dark"}
     assert joined.key == b"u1" and joined.timestamp_ms == 20
+
+
+def test_a_join_dead_letters_a_bad_record_within_the_dead_letter_topics_limit() -> None:
+    spec = _join_spec(STREAM_STREAM.format(kind="INNER"))
+    settings = StageSettings(
+        query_id="q", dead_letter_topic="dlq", dead_letter_limits=TopicLimits(max_message_bytes=400)
+    )
+    executor = JoinStageExecutor(spec, settings, MemoryStateBackend())
+    out = MemoryTopics()
+    bad = MemoryRecord("clicks", 0, 0, 1_000, b"a", b"{not json" + b"x" * 1_000)
+    executor.process([bad], out)
+    (letter,) = out.records["dlq"]
+    headers = dict(letter.headers or [])
+    assert letter.value is None and headers["streamhouse.error.value-dropped"] == b"1009"
+    assert headers["streamhouse.error.topic"] == b"clicks"
+    reason = headers["streamhouse.error.reason"]
+    assert isinstance(reason, bytes) and reason.startswith(b"DeserializationError")
+    assert executor.offsets() == {("clicks", 0): 1}  # taken: never read again
