@@ -15,7 +15,14 @@ from confluent_kafka.admin import (  # type: ignore[attr-defined]
     NewTopic,
 )
 
-from streamhouse_runtime.exec.topology import ExecSpec, JoinStageSpec, internal_topic, stage_ports
+from streamhouse_runtime.exec.topology import (
+    ExecSpec,
+    JoinStageSpec,
+    internal_topic,
+    repartition_counts,
+    source_topics,
+    stage_ports,
+)
 from streamhouse_runtime.io.limits import TopicLimits, limits_from_config
 from streamhouse_runtime.plan.nodes import Repartition, Sink, Source
 
@@ -41,12 +48,7 @@ class TopicAdmin:
         count (the two sides of a join must be co-partitioned)."""
         admin = self.admin
         metadata = admin.list_topics(timeout=30)
-        sources = [
-            port.reads.topic
-            for spec in stages
-            for port in stage_ports(spec)
-            if isinstance(port.reads, Source)
-        ]
+        sources = source_topics(stages)
         counts: dict[str, int] = {}
         for topic in sources:
             if topic not in metadata.topics or metadata.topics[topic].error:
@@ -54,18 +56,13 @@ class TopicAdmin:
             counts[topic] = len(metadata.topics[topic].partitions)
         partitions = counts[sources[0]]
         wanted: dict[str, tuple[int, dict[str, str]]] = {}
-        joined_with: dict[str, int] = {}
-        for spec in stages:
-            direct = [p.reads.topic for p in stage_ports(spec) if isinstance(p.reads, Source)]
-            for port in stage_ports(spec):
-                if isinstance(port.reads, Repartition) and direct and len(stage_ports(spec)) > 1:
-                    joined_with[port.reads.topic_suffix] = counts[direct[0]]
+        repartitioned = repartition_counts(stages, counts)
         for spec in stages:
             if isinstance(spec.output, Repartition):
                 name = internal_topic(self.state_id, spec.output.topic_suffix)
                 # Records keep their event time as timestamp, which may be old: only our own
                 # purge after each checkpoint may delete them, never time retention.
-                count = joined_with.get(spec.output.topic_suffix, partitions)
+                count = repartitioned.get(spec.output.topic_suffix, partitions)
                 wanted[name] = (count, {"retention.ms": "-1"})
         for spec in stages:
             if spec.stateful is not None or not spec.is_source_stage:

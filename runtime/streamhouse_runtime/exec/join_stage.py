@@ -228,7 +228,6 @@ class JoinStageExecutor:
         self.tasks: dict[int, PortQueues] = {}
         self.stream_time: dict[int, int] = {}
         self.positions: dict[tuple[str, int], int] = {}
-        self.last_seen_ms: dict[int, float] = {}
         self.last_event_time_ms: int | None = None
         self.max_idle_ms = MAX_TASK_IDLE_MS
         # Whether a port's partition has nothing more to read now: True, False (more records
@@ -575,7 +574,7 @@ class JoinStageExecutor:
         return min(self.stream_time.values()) - self.settings.lateness_ms
 
     def mark_seen(self, partitions: Mapping[int, float]) -> None:
-        self.last_seen_ms.update(partitions)
+        """Nothing to note: a join task's idle inputs are its port queues' concern."""
 
     def advance(self, out: RecordSink, now_ms: float | None = None, final: bool = False) -> None:
         """Take what idle ports no longer hold back; at the end of a bounded input take

@@ -8,6 +8,7 @@ re-keys the sink's records, so it folds into the stage that writes the sink.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from streamhouse_runtime.plan.nodes import (
@@ -182,6 +183,34 @@ def stage_ports(spec: ExecSpec) -> list[Port]:
         return list(spec.ports)
     kind = spec.input.kind if isinstance(spec.input, Source) else SourceKind.STREAM
     return [Port(0, spec.input, kind)]
+
+
+def source_topics(stages: Sequence[ExecSpec]) -> list[str]:
+    """Every source topic the stages read, in data-flow order (the first is the query's)."""
+    return [
+        port.reads.topic
+        for spec in stages
+        for port in stage_ports(spec)
+        if isinstance(port.reads, Source)
+    ]
+
+
+def repartition_counts(stages: Sequence[ExecSpec], counts: Mapping[str, int]) -> dict[str, int]:
+    """The partition count of each repartition topic, by suffix: the count of the query's
+    first source topic, except a repartition topic a join reads next to a source topic,
+    which gets that topic's count (the two inputs of a join must be co-partitioned).
+    `counts`: the partition counts of the source topics."""
+    sources = source_topics(stages)
+    default = counts.get(sources[0], 1) if sources else 1
+    found: dict[str, int] = {}
+    for spec in stages:
+        ports = stage_ports(spec)
+        direct = [p.reads.topic for p in ports if isinstance(p.reads, Source)]
+        for port in ports:
+            if isinstance(port.reads, Repartition):
+                joined = len(ports) > 1 and direct
+                found[port.reads.topic_suffix] = counts.get(direct[0], 1) if joined else default
+    return found
 
 
 def internal_topic(query_id: str, suffix: str) -> str:

@@ -31,15 +31,14 @@ from streamhouse_runtime.exec.topology import (
     JoinStageSpec,
     NotExecutable,
     internal_topic,
+    repartition_counts,
     result_key_columns,
     split_stages,
-    stage_ports,
 )
 from streamhouse_runtime.io.partitioner import java_partition
 from streamhouse_runtime.io.serde import key_serde, value_serde
 from streamhouse_runtime.io.windowed_keys import split_windowed_key, windowed_key
-from streamhouse_runtime.plan.nodes import Aggregate, Repartition, Sink, WindowAggregate
-from streamhouse_runtime.plan.nodes import Source as PlanSource
+from streamhouse_runtime.plan.nodes import Aggregate, Sink, WindowAggregate
 from streamhouse_runtime.plan.planner import plan_statement
 from streamhouse_runtime.program import load_udfs
 from streamhouse_runtime.sql.analyzer import analyze
@@ -227,26 +226,11 @@ class OfflineRun:
         return notes
 
     def _partition_internal_topics(self, stages: list[ExecSpec], settings: StageSettings) -> None:
-        """Internal topics get the partition count of the query's first source topic, as in
-        a pod; a join's repartition topic gets that of the source topic it joins."""
+        """Internal topics get the partition counts a pod creates them with."""
         counts = self.memory.partitions
-        first = next(
-            (
-                p.reads.topic
-                for s in stages
-                for p in stage_ports(s)
-                if isinstance(p.reads, PlanSource)
-            ),
-            None,
-        )
-        default = counts.get(first, 1) if first is not None else 1
         state_id = settings.state_id or settings.query_id
-        for spec in stages:
-            direct = [p.reads.topic for p in stage_ports(spec) if isinstance(p.reads, PlanSource)]
-            for port in stage_ports(spec):
-                if isinstance(port.reads, Repartition):
-                    topic = internal_topic(state_id, port.reads.topic_suffix)
-                    counts[topic] = counts.get(direct[0], 1) if direct else default
+        for suffix, count in repartition_counts(stages, counts).items():
+            counts[internal_topic(state_id, suffix)] = count
 
     def outputs(self) -> list[dict[str, Any]]:
         """Every record the queries produced, in the test-file format."""
