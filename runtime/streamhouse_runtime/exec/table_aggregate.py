@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import pickle
 import struct
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
@@ -138,20 +139,24 @@ class _RowsUndo:
 # -- aggregates that retract -------------------------------------------------------------
 
 
-class Retractable:
+class Retractable(ABC):
     """One aggregate of an updating aggregation: add, retract, result."""
 
+    @abstractmethod
     def initialize(self) -> Any:
-        raise NotImplementedError
+        """The accumulator of a group without rows."""
 
+    @abstractmethod
     def add(self, accumulator: Any, value: Any) -> Any:
-        raise NotImplementedError
+        """The accumulator with `value` added (a new one: the old one may be undone to)."""
 
+    @abstractmethod
     def retract(self, accumulator: Any, value: Any) -> Any:
-        raise NotImplementedError
+        """The accumulator with one `value` taken back."""
 
+    @abstractmethod
     def result(self, accumulator: Any) -> Any:
-        raise NotImplementedError
+        """The aggregate's value."""
 
     def snapshot(self, accumulator: Any) -> Any:
         return accumulator
